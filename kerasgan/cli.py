@@ -1,0 +1,207 @@
+"""The command line: `python -m kerasgan train|sample|export ...`.
+
+User mistakes (unknown model, missing data, bad numbers, unwritable folders) end with one line
+on stderr and exit code 2, never a traceback. Each command is a pair of functions: `add_*`
+declares its arguments, `run_*` does the work by calling the package.
+"""
+
+import argparse
+import os
+import sys
+
+from kerasgan.utils import notice
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and a pointer to --help), exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"kerasgan: error: {message} (see '{self.prog} --help')\n")
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+# === train ===
+
+
+def add_train(subparsers):
+    from kerasgan.precision import POLICIES
+    from kerasgan.recipes import MODEL_MODULES, get_recipe
+
+    models = "\n".join(
+        f"  {name:<10} {get_recipe(name).description}" for name in MODEL_MODULES
+    )
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model (resumes an interrupted run), then export its generator",
+        description=(
+            "Train a model in a run folder and export it for TF Serving. Running the same "
+            "command again resumes from the last checkpoint.\n\nmodels:\n" + models
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", help="which model to train: " + ", ".join(MODEL_MODULES))
+    parser.add_argument(
+        "--data",
+        default="auto",
+        help="auto (tensorflow-datasets, or the embedded copy in data/ when offline), tfds, "
+        "embedded, or an image folder (default: auto)",
+    )
+    parser.add_argument("--epochs", type=positive_int, help="epochs in total (default: the model's)")
+    parser.add_argument("--batch-size", type=positive_int, help="images per step (default: the model's)")
+    parser.add_argument(
+        "--time-budget",
+        type=positive_float,
+        metavar="SECONDS",
+        help="stop training after this many seconds; samples, checkpoint and export still happen",
+    )
+    parser.add_argument("--output", help="run folder (default: runs/MODEL)")
+    parser.add_argument("--export-dir", default="saved_models", help="TF Serving model base folder (default: saved_models)")
+    parser.add_argument("--no-export", action="store_true", help="do not export at the end")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--preset", default="default", help="model configuration: default or tiny (default: default)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=POLICIES,
+        help="numeric policy; auto picks mixed_float16 on tensor-core GPUs, mixed_bfloat16 on "
+        "CPUs with AMX/AVX512-BF16, else float32 (default: auto)",
+    )
+    parser.add_argument("--image-size", type=positive_int, help="image height and width (default: the dataset's)")
+    parser.add_argument("--channels", type=int, choices=(1, 3), help="image channels (default: the dataset's)")
+    parser.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
+    parser.set_defaults(handler=run_train)
+
+
+def run_train(args):
+    from kerasgan import recipes, training
+
+    recipes.get_recipe(args.model)  # an unknown model fails before anything is loaded
+    options = {
+        "data": args.data,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "output": args.output,
+        "export_dir": args.export_dir,
+        "time_budget": args.time_budget,
+        "seed": args.seed,
+        "preset": args.preset,
+        "precision_policy": args.precision,
+        "image_size": args.image_size,
+        "channels": args.channels,
+        "export": not args.no_export,
+    }
+    if args.dry_run:
+        import json
+
+        print(json.dumps({"model": args.model, **options}, indent=2))
+        return 0
+    summary = training.train(args.model, **options)
+    print(summary.line())
+    return 0
+
+
+# === sample ===
+
+
+def add_sample(subparsers):
+    parser = subparsers.add_parser(
+        "sample",
+        help="draw an image grid from an exported model",
+        description="Draw a grid of images from a SavedModel export (the newest version when "
+        "given a model folder), exactly as TF Serving would run it.",
+    )
+    parser.add_argument("model_dir", help="an export folder, e.g. saved_models/dcgan or saved_models/dcgan/3")
+    parser.add_argument("--n", type=positive_int, default=64, help="number of images (default: 64)")
+    parser.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
+    parser.add_argument("--cols", type=positive_int, help="images per row (default: square)")
+    parser.add_argument("--scale", type=positive_int, default=2, help="pixel enlargement of the PNG (default: 2)")
+    parser.set_defaults(handler=run_sample)
+
+
+def run_sample(args):
+    import numpy as np
+
+    from kerasgan import export, plotting
+    from kerasgan.errors import ConfigError
+
+    if not args.out.lower().endswith(".png"):
+        raise ConfigError(f"--out must be a .png file, got {args.out}")
+    out_parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_parent):
+        raise ConfigError(f"the folder of --out does not exist: {out_parent}")
+    function, specs = export.load_serving_signature(args.model_dir)
+    if "latent" not in specs:
+        raise ConfigError(f"{args.model_dir} does not take a 'latent' input; its inputs: {', '.join(specs)}")
+    latent_dim = specs["latent"].shape[-1]
+    latent = np.random.default_rng(args.seed).standard_normal((args.n, latent_dim)).astype("float32")
+    images = function(latent=latent)["images"].numpy()
+    plotting.save_image(plotting.image_grid(images, cols=args.cols), args.out, scale=args.scale)
+    print(f"wrote {args.n} samples from {export.resolve_saved_model(args.model_dir)} to {args.out}")
+    return 0
+
+
+# === main ===
+
+COMMANDS = (add_train, add_sample)
+
+
+def build_parser():
+    parser = _Parser(
+        prog="python -m kerasgan",
+        description="kerasgan: learn GANs and neural style transfer by building them in Keras 3.",
+    )
+    from kerasgan import __version__
+
+    parser.add_argument("--version", action="version", version=f"kerasgan {__version__}")
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv=None):
+    # Before TensorFlow is imported: keep its C++ log lines out of the user's terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    from kerasgan.errors import KerasganError
+
+    try:
+        return args.handler(args)
+    except KerasganError as error:
+        print(f"kerasgan: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        notice("interrupted; run the same command again to resume from the last checkpoint")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

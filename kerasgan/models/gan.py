@@ -1,0 +1,361 @@
+"""The base GAN: two networks, two optimizers, one alternating training step.
+
+A generative adversarial network (Goodfellow et al., 2014, https://arxiv.org/abs/1406.2661)
+trains a generator G, which turns random latent vectors z into images, against a discriminator
+D, which scores images as real or fake. Each training step alternates two updates:
+
+1. **Discriminator step.** Draw z, make fakes G(z) and push D's scores apart:
+   `L_D = E_x[l_D(D(x), D(G(z)))]` — real up, fake down.
+2. **Generator step.** Draw fresh z and move G so that D scores its fakes as real:
+   `L_G = E_z[l_G(D(G(z)))]`.
+
+Which `l_D`/`l_G` is a choice (`kerasgan.losses`); everything else here is shared by every GAN
+in the course. Conditional, Wasserstein, cycle-consistent and style-based GANs extend `GAN`
+through a handful of small hooks rather than copying the training step:
+
+* `unpack_batch(data)` -> `(images, condition)`: what a dataset element holds.
+* `generator_inputs(z, condition)` / `discriminate(images, condition)`: how conditions reach G/D.
+* `discriminator_penalty(real, fake, condition)`: extra per-example terms (gradient penalty, R1).
+* `score_logs(real_logits, fake_logits)`: what to report about D's scores.
+
+Three details that are easy to get wrong, and why this file does what it does:
+
+* **Batch norm modes.** Both networks run in training mode inside `train_step` (batch
+  statistics, moving averages updated); `generate()` and exports run G in inference mode (moving
+  averages), so a sample does not depend on the other images in its batch.
+* **Distribution.** Per-example losses are averaged over the *global* batch
+  (`tf.nn.compute_average_loss`); under `tf.distribute` each replica's gradients are then summed,
+  which gives the true mean gradient. A plain `mean` would scale gradients by the replica count.
+* **Mixed precision.** Logits are cast to float32 before any loss; under `mixed_float16` both
+  optimizers are wrapped in `LossScaleOptimizer` (Keras only wraps `model.optimizer`, and a GAN
+  has two), and every loss goes through `optimizer.scale_loss` before differentiation.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from kerasgan import losses
+from kerasgan.export import images_to_uint8
+
+
+def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999):
+    """Adam with the DCGAN paper's settings (Radford et al., 2015): lr 2e-4, beta_1 0.5."""
+    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+
+def with_loss_scaling(optimizer):
+    """Wrap `optimizer` in a `LossScaleOptimizer` when the global policy is `mixed_float16`.
+
+    float16 gradients of small losses underflow to zero; scaling the loss up before
+    differentiation (and the gradients down after) keeps them representable. bfloat16 has
+    float32's exponent range and needs no scaling.
+    """
+    policy = keras.mixed_precision.dtype_policy()
+    if policy.compute_dtype == "float16" and not isinstance(
+        optimizer, keras.optimizers.LossScaleOptimizer
+    ):
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+@keras.saving.register_keras_serializable(package="kerasgan")
+class GAN(keras.Model):
+    """A generator and a discriminator trained against each other with `fit`.
+
+    Args:
+        generator: a Keras model mapping latent vectors `[batch, latent_dim]` (plus, for
+            conditional subclasses, a condition) to images in `[-1, 1]`.
+        discriminator: a Keras model mapping images (plus condition) to logits `[batch, ...]`.
+        latent_dim: size of z; read from the generator's first input when omitted.
+        seed: seed of the model's own random stream (latents drawn inside `train_step`).
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Call arguments:
+        latent: `[batch, latent_dim]` latent vectors. Returns G's images (inference mode).
+
+    Example:
+        >>> gan = GAN(generator, discriminator)
+        >>> gan.compile(loss="non_saturating")
+        >>> gan.fit(dataset.batch(64), epochs=10)
+        >>> images = gan.generate(16, seed=0)    # numpy, [16, H, W, C] in [-1, 1]
+    """
+
+    # Names of the `keras.metrics.Mean` trackers a subclass reports; extend in subclasses.
+    tracked_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
+
+    def __init__(self, generator, discriminator, latent_dim=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        if latent_dim is None:
+            latent_dim = _first_input_shape(generator)[-1]
+        self.latent_dim = int(latent_dim)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.trackers = {
+            name: keras.metrics.Mean(name=name) for name in self.tracked_metrics
+        }
+        self.adversarial_loss = None
+        self.g_optimizer = None
+        self.d_optimizer = None
+        # Both networks arrive built, and so is the GAN (saving would otherwise warn).
+        self.built = True
+
+    # === Setting up training ===
+
+    def default_optimizers(self):
+        """The (generator, discriminator) optimizers used when `compile` is given none."""
+        return default_adam(), default_adam()
+
+    def compile(self, g_optimizer=None, d_optimizer=None, loss="non_saturating", **kwargs):
+        """Configure the model for training.
+
+        Args:
+            g_optimizer: the generator's optimizer (default: `default_optimizers()[0]`).
+            d_optimizer: the discriminator's optimizer (default: `default_optimizers()[1]`).
+            loss: an adversarial loss name from `kerasgan.losses.ADVERSARIAL_LOSSES` or an
+                `AdversarialLoss`.
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
+        """
+        # Keras's own optimizer would be unused: both optimizers live on the GAN.
+        super().compile(optimizer=None, **kwargs)
+        default_g, default_d = self.default_optimizers()
+        self.g_optimizer = with_loss_scaling(g_optimizer or default_g)
+        self.d_optimizer = with_loss_scaling(d_optimizer or default_d)
+        self.adversarial_loss = losses.get_adversarial_loss(loss)
+
+    def build_optimizers(self):
+        """Create both optimizers' slot variables now (needed before restoring a checkpoint).
+
+        An optimizer creates its variables lazily on its first update; a checkpoint restored
+        before that would silently leave the second optimizer's state at zero.
+        """
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    # === Hooks that subclasses override ===
+
+    def unpack_batch(self, data):
+        """Split a dataset element into `(images, condition)`; labels are ignored here."""
+        if isinstance(data, (tuple, list)):
+            return data[0], None
+        return data, None
+
+    def sample_latent(self, batch_size):
+        """Draw latent vectors from the model's own seeded stream (traced once, reproducible)."""
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    def generator_inputs(self, latent, condition):
+        """What the generator is called on."""
+        return latent
+
+    def discriminate(self, images, condition, training):
+        """The discriminator's logits for `images` (with `condition` in conditional models)."""
+        return self.discriminator(images, training=training)
+
+    def sample_condition(self, n):
+        """The condition for a grid of `n` samples (None: unconditional)."""
+        return None
+
+    def discriminator_penalty(self, real, fake, condition):
+        """Extra per-example discriminator terms `[batch]` (or None) and the logs to report."""
+        return None, {}
+
+    def score_logs(self, real_logits, fake_logits):
+        """What to report about D's scores: mean probabilities D(x) and D(G(z))."""
+        return {
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        }
+
+    # === The training step ===
+
+    def average(self, per_example):
+        """Mean over the global batch: correct gradients under `tf.distribute`."""
+        return tf.nn.compute_average_loss(ops.cast(per_example, "float32"))
+
+    def regularization(self, network):
+        """The network's own added losses (`kernel_regularizer`, `add_loss`), replica-scaled."""
+        if not network.losses:
+            return 0.0
+        total = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in network.losses]))
+        return tf.nn.scale_regularization_loss(total)
+
+    def discriminator_loss(self, real, fake, condition, training=True):
+        """D's loss on one real and one fake batch, and the values to report.
+
+        Returns:
+            `(loss, logs)`: the global-batch-averaged scalar to differentiate and a dict of
+            per-replica means for the metrics.
+        """
+        real_logits = self.discriminate(real, condition, training=training)
+        fake_logits = self.discriminate(fake, condition, training=training)
+        per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+        penalty, logs = self.discriminator_penalty(real, fake, condition)
+        if penalty is not None:
+            per_example = per_example + ops.cast(penalty, "float32")
+        loss = self.average(per_example) + self.regularization(self.discriminator)
+        logs = {"d_loss": ops.mean(per_example), **self.score_logs(real_logits, fake_logits), **logs}
+        return loss, logs
+
+    def generator_loss(self, latent, condition, training=True):
+        """G's loss on fakes made from `latent`, and the values to report."""
+        fake = self.generator(self.generator_inputs(latent, condition), training=training)
+        fake_logits = self.discriminate(fake, condition, training=training)
+        per_example = self.adversarial_loss.generator_loss(fake_logits)
+        loss = self.average(per_example) + self.regularization(self.generator)
+        return loss, {"g_loss": ops.mean(per_example)}
+
+    def apply_update(self, tape, loss, optimizer, variables):
+        """Differentiate `loss` with respect to `variables` and let `optimizer` apply the step."""
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
+
+    def discriminator_step(self, real, condition):
+        """One update of D against fresh fakes. Returns the logs."""
+        batch_size = ops.shape(real)[0]
+        latent = self.sample_latent(batch_size)
+        # The fakes are made outside the tape: D's update needs no gradient through G.
+        fake = self.generator(self.generator_inputs(latent, condition), training=True)
+        with tf.GradientTape() as tape:
+            loss, logs = self.discriminator_loss(real, fake, condition)
+            scaled = self.d_optimizer.scale_loss(loss)
+        self.apply_update(tape, scaled, self.d_optimizer, self.discriminator.trainable_variables)
+        return logs
+
+    def generator_step(self, batch_size, condition):
+        """One update of G through a fixed D. Returns the logs."""
+        latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            loss, logs = self.generator_loss(latent, condition)
+            scaled = self.g_optimizer.scale_loss(loss)
+        self.apply_update(tape, scaled, self.g_optimizer, self.generator.trainable_variables)
+        return logs
+
+    def train_step(self, data):
+        real, condition = self.unpack_batch(data)
+        logs = self.discriminator_step(real, condition)
+        logs.update(self.generator_step(ops.shape(real)[0], condition))
+        return self.update_trackers(logs)
+
+    def test_step(self, data):
+        """Both losses on a held-out batch, with no update (BN in inference mode)."""
+        real, condition = self.unpack_batch(data)
+        latent = self.sample_latent(ops.shape(real)[0])
+        fake = self.generator(self.generator_inputs(latent, condition), training=False)
+        _, logs = self.discriminator_loss(real, fake, condition, training=False)
+        logs.update(self.generator_loss(latent, condition, training=False)[1])
+        return self.update_trackers(logs)
+
+    def update_trackers(self, logs):
+        for name, value in logs.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    # === Using the trained generator ===
+
+    def call(self, latent, training=False):
+        return self.generator(latent, training=training)
+
+    @staticmethod
+    def latent_batch(n, latent_dim, seed=None):
+        """`n` standard-normal latent vectors from NumPy's generator: the same for a seed on
+        every machine and TensorFlow version (used for fixed sample grids and exports)."""
+        rng = np.random.default_rng(seed)
+        return rng.standard_normal((n, latent_dim)).astype("float32")
+
+    def generate(self, n, seed=None, batch_size=256):
+        """Draw `n` images from G in inference mode.
+
+        Args:
+            n: number of images.
+            seed: seed of the latent vectors (same seed, same images).
+            batch_size: images per forward pass.
+
+        Returns:
+            float32 NumPy array `[n, H, W, C]` in `[-1, 1]`.
+        """
+        return self.generate_from_latent(self.latent_batch(n, self.latent_dim, seed), batch_size)
+
+    def generate_from_latent(self, latent, batch_size=256, condition=None):
+        """G's images for given latent vectors (and condition), batched, as float32 NumPy."""
+        outputs = []
+        for start in range(0, len(latent), batch_size):
+            stop = start + batch_size
+            part_condition = None if condition is None else condition[start:stop]
+            inputs = self.generator_inputs(latent[start:stop], part_condition)
+            outputs.append(ops.convert_to_numpy(self.generator(inputs, training=False)))
+        return np.concatenate(outputs).astype("float32")
+
+    def preview(self, latent, condition=None):
+        """The images of a training-progress grid (see `callbacks.SampleGrid`): G's samples for
+        fixed latents. Models whose progress is not a set of samples (CycleGAN) override it."""
+        return self.generate_from_latent(latent, condition=condition)
+
+    def serving_functions(self):
+        """The functions an export serves, by signature name (see `kerasgan.export`).
+
+        `serving_default`: `latent` float32 `[None, latent_dim]` -> `images` uint8.
+        `predict_float`: the same input -> `images` float32 in `[-1, 1]`.
+        """
+        generator = self.generator
+        latent_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")
+
+        @tf.function(input_signature=[latent_spec])
+        def serving_default(latent):
+            return {"images": images_to_uint8(generator(latent, training=False))}
+
+        @tf.function(input_signature=[latent_spec])
+        def predict_float(latent):
+            return {"images": tf.cast(generator(latent, training=False), tf.float32)}
+
+        return {"serving_default": serving_default, "predict_float": predict_float}
+
+    # === Serialization ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            generator=keras.saving.serialize_keras_object(self.generator),
+            discriminator=keras.saving.serialize_keras_object(self.discriminator),
+            latent_dim=self.latent_dim,
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("generator", "discriminator"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+    def get_compile_config(self):
+        if self.adversarial_loss is None:
+            return None
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "loss": self.adversarial_loss.name,
+        }
+
+    def compile_from_config(self, config):
+        self.compile(
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            loss=config["loss"],
+        )
+        # Built now so that the optimizer state stored in a `.keras` file is restored into them.
+        self.build_optimizers()
+
+
+def _first_input_shape(model):
+    inputs = model.inputs if isinstance(model.inputs, list) else [model.inputs]
+    return tuple(inputs[0].shape)

@@ -1,0 +1,319 @@
+"""Training runs: one function behind `python -m kerasgan train` and the notebooks.
+
+A run lives in a folder (default `runs/<model>`):
+
+```
+runs/dcgan/
+  options.json         the exact options of the run (a rerun must match them to resume)
+  checkpoints/         the latest checkpoints (networks, both optimizers, RNG state, epoch)
+  sample_latents.npy   the fixed latent batch of the sample grids
+  samples/             epoch_0001.png, epoch_0002.png, ...
+  progress.gif         the sample grids of the whole run as an animation
+  logs/                TensorBoard logs (losses, D(x), D(G(z)), sample grids)
+  history.csv          the per-epoch metrics
+  summary.json         what the last invocation did (epochs, steps, speed, export path)
+```
+
+Running the same command again resumes from the last checkpoint instead of starting over; a
+run that is already complete is not trained again. Each model family registers a `Recipe`
+(how to build it, which data it expects, how it exports) in `kerasgan/recipes.py`.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from kerasgan import callbacks as gan_callbacks
+from kerasgan import datasets, precision
+from kerasgan.errors import ConfigError
+from kerasgan.recipes import MODEL_MODULES, Recipe, get_recipe  # noqa: F401 (re-exported)
+from kerasgan.utils import atomic_path, notice
+
+DATA_SOURCES = ("auto", "tfds", "embedded")
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What one `train()` call did."""
+
+    model: str
+    run_dir: str
+    epochs_done: int
+    epochs_total: int
+    steps: int
+    images_per_second: float
+    wall_seconds: float
+    export_path: str | None
+    stopped_by: str | None = None
+    precision: str = "float32"
+    history: dict = dataclasses.field(default_factory=dict)
+
+    def line(self):
+        """The one-line summary the CLI prints at the end of a run."""
+        speed = f"{self.images_per_second:,.0f} images/s" if self.images_per_second else "n/a"
+        stopped = f", stopped by {self.stopped_by}" if self.stopped_by else ""
+        export = f"; exported to {self.export_path}" if self.export_path else "; not exported"
+        return (
+            f"{self.model}: epoch {self.epochs_done}/{self.epochs_total}, {self.steps:,} steps "
+            f"this run, {speed}, {_format_seconds(self.wall_seconds)} wall time "
+            f"({self.precision}{stopped}); run folder {self.run_dir}{export}"
+        )
+
+
+def _format_seconds(seconds):
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
+def _validate(epochs, batch_size, time_budget, data):
+    if epochs is not None and epochs < 1:
+        raise ConfigError(f"--epochs must be at least 1, got {epochs}")
+    if batch_size is not None and batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
+    if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
+        raise ConfigError(f"--time-budget must be a positive number of seconds, got {time_budget}")
+    if data not in DATA_SOURCES and not os.path.exists(data):
+        raise ConfigError(
+            f"--data must be one of {', '.join(DATA_SOURCES)} or an image folder; "
+            f"{data!r} does not exist"
+        )
+
+
+def _ensure_writable(folder, what):
+    """Fail before training, not after it, when a folder cannot be written."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise ConfigError(f"cannot write to the {what} {folder}: {error.strerror or error}") from None
+
+
+# Options that define a run: a rerun with different values must not resume it.
+IDENTITY_OPTIONS = ("model", "preset", "data", "batch_size", "seed", "image_size", "channels")
+
+
+def _check_or_write_options(run_dir, options):
+    path = os.path.join(run_dir, "options.json")
+    if os.path.exists(path):
+        with open(path) as handle:
+            previous = json.load(handle)
+        changed = [
+            f"{key} {previous.get(key)!r} -> {options.get(key)!r}"
+            for key in IDENTITY_OPTIONS
+            if previous.get(key) != options.get(key)
+        ]
+        if changed and os.path.isdir(os.path.join(run_dir, "checkpoints")):
+            raise ConfigError(
+                f"{run_dir} holds a run with other options ({'; '.join(changed)}); "
+                "pass another --output to start a new run"
+            )
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        json.dump(options, handle, indent=2)
+
+
+def _write_json(path, payload):
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        json.dump(payload, handle, indent=2)
+
+
+def _load_data(recipe, data, image_size, channels):
+    if recipe.load_data is not None:
+        return recipe.load_data(data, image_size, channels)
+    if data in DATA_SOURCES:
+        return datasets.load(
+            recipe.dataset,
+            source=data,
+            image_size=image_size,
+            channels=channels,
+            with_labels=recipe.with_labels,
+        )
+    return datasets.load(
+        data,
+        image_size=image_size or 64,
+        channels=channels or 3,
+        with_labels=recipe.with_labels,
+    )
+
+
+def train(
+    model="dcgan",
+    *,
+    data="auto",
+    epochs=None,
+    batch_size=None,
+    output=None,
+    export_dir="saved_models",
+    export_name=None,
+    time_budget=None,
+    seed=0,
+    preset="default",
+    precision_policy="auto",
+    image_size=None,
+    channels=None,
+    export=True,
+    verbose=1,
+):
+    """Train a course model in a run folder, resuming it if it was interrupted, then export it.
+
+    Args:
+        model: a name in `recipes.MODEL_MODULES` (`"dcgan"`, ...).
+        data: `"auto"` (tensorflow-datasets, or the embedded copy offline), `"tfds"`,
+            `"embedded"`, or an image folder.
+        epochs: total epochs of the run (default: the recipe's).
+        batch_size: images per step (default: the recipe's).
+        output: the run folder (default `runs/<model>`).
+        export_dir: TF Serving model base folder for the export.
+        export_name: the export's folder name (default: the model name).
+        time_budget: seconds after which training stops cleanly (samples, checkpoint and export
+            still happen).
+        seed: seeds weights, data order, latent streams and the fixed sample latents.
+        preset: the model configuration (`"default"`, `"tiny"`, ...).
+        precision_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        image_size: image height/width (default: the dataset's; 64 for folders).
+        channels: image channels (default: the dataset's; 3 for folders).
+        export: whether to export the generator at the end.
+        verbose: Keras `fit` verbosity (1 shows a progress bar).
+
+    Returns:
+        A `RunSummary`.
+    """
+    recipe = get_recipe(model)
+    _validate(epochs, batch_size, time_budget, data)
+    if preset not in recipe.presets:
+        raise ConfigError(f"unknown preset {preset!r} for {model}; choose one of: {', '.join(recipe.presets)}")
+    epochs = epochs or recipe.epochs
+    batch_size = batch_size or recipe.batch_size
+    run_dir = output or os.path.join("runs", model)
+    _ensure_writable(run_dir, "output folder")
+    if export:
+        _ensure_writable(export_dir, "export folder")
+    options = {
+        "model": model,
+        "preset": preset,
+        "data": data,
+        "batch_size": batch_size,
+        "seed": seed,
+        "image_size": image_size,
+        "channels": channels,
+        "epochs": epochs,
+        "time_budget": time_budget,
+        "precision": precision_policy,
+    }
+
+    dataset = _load_data(recipe, data, image_size, channels)
+    if recipe.image_shape is not None:
+        height, depth = recipe.image_shape(dataset)
+    else:
+        element = dataset.element_spec[0] if recipe.with_labels else dataset.element_spec
+        height, _, depth = element.shape
+    _check_or_write_options(run_dir, options)
+
+    policy = precision.set_precision(precision_policy)
+    keras.utils.set_random_seed(seed)
+    gan = recipe.build(preset, int(height), int(depth), seed)
+    gan.compile()
+    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
+    initial_epoch = checkpoint.restore()
+    if initial_epoch:
+        notice(f"resuming {run_dir} from its checkpoint after epoch {initial_epoch}")
+
+    summary_path = os.path.join(run_dir, "summary.json")
+    if initial_epoch >= epochs and os.path.exists(summary_path):
+        with open(summary_path) as handle:
+            previous = json.load(handle)
+        if previous.get("export_path") or not export:
+            notice(f"{run_dir} is already complete ({initial_epoch} of {epochs} epochs)")
+            previous.update(steps=0, wall_seconds=0.0, stopped_by=None)
+            return RunSummary(**previous)
+
+    latents_path = os.path.join(run_dir, "sample_latents.npy")
+    if os.path.exists(latents_path):
+        sample_latents = np.load(latents_path)
+    else:
+        sample_latents = gan.latent_batch(recipe.sample_count, gan.latent_dim, seed)
+        with atomic_path(latents_path) as tmp:
+            np.save(tmp, sample_latents)
+    sample_condition = gan.sample_condition(recipe.sample_count)
+
+    # A different shuffle seed per resumed epoch, so a resumed run does not replay epoch 1's order.
+    batches = datasets.training_pipeline(dataset, batch_size, seed=seed * 1000 + initial_epoch)
+    throughput = gan_callbacks.Throughput(batch_size)
+    budget = gan_callbacks.TimeBudget(time_budget) if time_budget else None
+    nan_guard = gan_callbacks.GANTerminateOnNaN()
+    log_dir = os.path.join(run_dir, "logs")
+    callback_list = [
+        throughput,
+        nan_guard,
+        gan_callbacks.SampleGrid(
+            sample_latents,
+            os.path.join(run_dir, "samples"),
+            gif_path=os.path.join(run_dir, "progress.gif"),
+            condition=sample_condition,
+            log_dir=log_dir,
+        ),
+        checkpoint,
+        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0),
+    ]
+    if budget:
+        callback_list.insert(0, budget)
+
+    started = time.monotonic()
+    history = {}
+    if initial_epoch < epochs:
+        if verbose:
+            notice(
+                f"training {model} ({preset}) on {datasets.describe(dataset)}, batch {batch_size}, "
+                f"epochs {initial_epoch + 1}-{epochs}, {policy}; run folder {run_dir}"
+            )
+        result = gan.fit(
+            batches,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callback_list,
+            verbose=verbose,
+            shuffle=False,
+        )
+        history = {key: [float(v) for v in values] for key, values in result.history.items()}
+    epochs_done = int(checkpoint.epoch.numpy()) or initial_epoch
+    wall = time.monotonic() - started
+
+    export_path = None
+    if export and not nan_guard.terminated:
+        from kerasgan.export import export_model
+
+        export_fn = recipe.export or export_model
+        export_path = export_fn(
+            gan,
+            export_dir,
+            export_name or model,
+            metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs_done, "preset": preset},
+        )
+    stopped_by = None
+    if budget is not None and budget.exhausted:
+        stopped_by = "the time budget"
+    elif nan_guard.terminated:
+        stopped_by = "a NaN loss (not exported)"
+    summary = RunSummary(
+        model=model,
+        run_dir=run_dir,
+        epochs_done=epochs_done,
+        epochs_total=epochs,
+        steps=throughput.steps,
+        images_per_second=throughput.images_per_second or 0.0,
+        wall_seconds=wall,
+        export_path=export_path,
+        stopped_by=stopped_by,
+        precision=policy,
+        history=history,
+    )
+    _write_json(summary_path, dataclasses.asdict(summary))
+    return summary

@@ -1,0 +1,131 @@
+"""A battery of behaviour tests every GAN in the course must pass.
+
+A model's test module subclasses `GANBattery`, says how to build its tiny configuration and a
+batch of training data, and gets: output shapes and ranges, finite and moving losses, a
+discriminator that learns against a frozen generator, `.keras` round-trips, SavedModel export
+parity and signature names, and determinism under a seed.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kerasgan.export import export_model, load_serving_signature
+
+
+class GANBattery:
+    """Subclass and implement `build_gan()`, `batch(n)` and set `image_shape`."""
+
+    image_shape = (28, 28, 1)
+    batch_size = 8
+
+    def build_gan(self, seed=0):
+        raise NotImplementedError
+
+    def batch(self, n, seed=0):
+        """A training batch as the model's dataset yields it (images in [-1, 1])."""
+        rng = np.random.default_rng(seed)
+        return rng.uniform(-1, 1, (n, *self.image_shape)).astype("float32")
+
+    def serving_inputs(self, gan, n, seed=0):
+        """The serving_default inputs for `n` samples (unconditional: latent only)."""
+        return {"latent": gan.latent_batch(n, gan.latent_dim, seed)}
+
+    def compiled(self, seed=0):
+        gan = self.build_gan(seed)
+        gan.compile()
+        return gan
+
+    def dataset(self, steps=3, seed=0):
+        data = self.batch(self.batch_size * steps, seed)
+        return tf.data.Dataset.from_tensor_slices(data).batch(self.batch_size, drop_remainder=True)
+
+    # --- shapes and ranges ---
+
+    def test_generate_shape_and_range(self):
+        gan = self.build_gan()
+        images = gan.generate(5, seed=1)
+        assert images.shape == (5, *self.image_shape)
+        assert images.dtype == np.float32
+        assert images.min() >= -1.0 and images.max() <= 1.0
+
+    def test_generate_is_deterministic_for_a_seed(self):
+        gan = self.build_gan()
+        np.testing.assert_array_equal(gan.generate(4, seed=3), gan.generate(4, seed=3))
+        assert not np.array_equal(gan.generate(4, seed=3), gan.generate(4, seed=4))
+
+    # --- training ---
+
+    def test_train_steps_give_finite_changing_losses(self):
+        gan = self.compiled()
+        history = gan.fit(self.dataset(steps=2), epochs=3, verbose=0).history
+        for key in ("d_loss", "g_loss"):
+            values = np.asarray(history[key])
+            assert np.all(np.isfinite(values)), (key, values)
+            assert np.ptp(values) > 0, f"{key} did not change: {values}"
+
+    def test_training_changes_both_networks(self):
+        gan = self.compiled()
+        before_g = [w.copy() for w in gan.generator.get_weights()]
+        before_d = [w.copy() for w in gan.discriminator.get_weights()]
+        gan.fit(self.dataset(steps=1), epochs=1, verbose=0)
+        assert any(not np.array_equal(a, b) for a, b in zip(before_g, gan.generator.get_weights()))
+        assert any(not np.array_equal(a, b) for a, b in zip(before_d, gan.discriminator.get_weights()))
+
+    def test_discriminator_learns_against_a_frozen_generator(self):
+        gan = self.compiled()
+        data = self.dataset(steps=1)
+        real = next(iter(data))
+        real_images, condition = gan.unpack_batch(real)
+        fake = gan.generator(
+            gan.generator_inputs(gan.sample_latent(self.batch_size), condition), training=False
+        )
+        losses = []
+        for _ in range(15):
+            losses.append(float(gan.discriminator_loss(real_images, fake, condition)[0]))
+            with tf.GradientTape() as tape:
+                loss, _ = gan.discriminator_loss(real_images, fake, condition)
+            grads = tape.gradient(loss, gan.discriminator.trainable_variables)
+            gan.d_optimizer.apply_gradients(zip(grads, gan.discriminator.trainable_variables))
+        assert losses[-1] < losses[0], losses
+
+    def test_training_is_reproducible_under_a_seed(self):
+        results = []
+        for _ in range(2):
+            keras.utils.set_random_seed(7)
+            gan = self.compiled(seed=7)
+            gan.fit(self.dataset(steps=2), epochs=1, verbose=0)
+            results.append(gan.generate(3, seed=0))
+        np.testing.assert_allclose(results[0], results[1], atol=1e-5)
+
+    # --- saving and export ---
+
+    def test_keras_round_trip(self, tmp_path):
+        gan = self.compiled()
+        gan.fit(self.dataset(steps=1), epochs=1, verbose=0)
+        path = str(tmp_path / "model.keras")
+        gan.save(path)
+        restored = keras.saving.load_model(path)
+        assert type(restored) is type(gan)
+        np.testing.assert_allclose(restored.generate(4, seed=2), gan.generate(4, seed=2), atol=1e-6)
+        for a, b in zip(gan.d_optimizer.variables, restored.d_optimizer.variables):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+
+    def test_export_parity_and_signature_names(self, tmp_path):
+        gan = self.build_gan()
+        path = export_model(gan, str(tmp_path), name="model")
+        assert path.endswith("model/1")
+        serve, specs = load_serving_signature(path)
+        inputs = self.serving_inputs(gan, 6, seed=5)
+        assert set(specs) == set(inputs)
+        served = serve(**{k: tf.constant(v) for k, v in inputs.items()})
+        assert list(served) == ["images"]
+        images = served["images"].numpy()
+        assert images.dtype == np.uint8 and images.shape == (6, *self.image_shape)
+        expected = self.expected_images(gan, inputs)
+        assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1
+
+    def expected_images(self, gan, inputs):
+        from kerasgan.plotting import to_uint8
+
+        return to_uint8(gan.generate_from_latent(inputs["latent"]))
