@@ -87,7 +87,10 @@ def add_train(subparsers):
         help="numeric policy; auto picks mixed_float16 on tensor-core GPUs, mixed_bfloat16 on "
         "CPUs with AMX/AVX512-BF16, else float32 (default: auto)",
     )
-    parser.add_argument("--image-size", type=positive_int, help="image height and width (default: the dataset's)")
+    parser.add_argument(
+        "--image-size", "--resolution", type=positive_int, dest="image_size",
+        help="image height and width (default: the dataset's)",
+    )
     parser.add_argument("--channels", type=int, choices=(1, 3), help="image channels (default: the dataset's)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     parser.set_defaults(handler=run_train)
@@ -137,12 +140,68 @@ def add_sample(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
     parser.add_argument("--cols", type=positive_int, help="images per row (default: square)")
     parser.add_argument("--scale", type=positive_int, default=2, help="pixel enlargement of the PNG (default: 2)")
+    parser.add_argument(
+        "--labels",
+        help="class-conditional models: comma-separated class ids, e.g. 0,1,2 (one row of "
+        "samples per class; default: every class)",
+    )
+    parser.add_argument(
+        "--truncation", type=float,
+        help="truncation of models that take one (StyleGAN psi, BigGAN threshold; default 1.0)",
+    )
     parser.set_defaults(handler=run_sample)
 
 
-def run_sample(args):
+def parse_labels(text):
+    """`"0,1,2"` -> [0, 1, 2], with a clear error for anything else."""
+    from kerasgan.errors import ConfigError
+
+    try:
+        labels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(f"--labels must be comma-separated whole numbers, got {text!r}") from None
+    if not labels:
+        raise ConfigError("--labels is empty")
+    return labels
+
+
+def sample_inputs(specs, args, num_classes=None):
+    """The request for a sampling signature: latent (seeded), labels and truncation as needed.
+
+    Class-conditional models draw `--n` images per label, a row each (`--n` defaults to 64:
+    8 per class over the first classes when no labels are given).
+    """
     import numpy as np
 
+    from kerasgan.errors import ConfigError
+
+    latent_dim = specs["latent"].shape[-1]
+    inputs = {}
+    n = args.n
+    if "labels" in specs:
+        if args.labels:
+            labels = parse_labels(args.labels)
+        else:
+            labels = list(range(num_classes or 10))
+        if num_classes is not None and not all(0 <= label < num_classes for label in labels):
+            raise ConfigError(f"--labels must be between 0 and {num_classes - 1}, got {args.labels}")
+        per_label = max(1, n // len(labels))
+        inputs["labels"] = np.repeat(np.asarray(labels, "int32"), per_label)
+        n = len(inputs["labels"])
+        args.cols = args.cols or per_label
+    elif args.labels:
+        raise ConfigError("this model is not class-conditional; drop --labels")
+    for name in ("truncation_psi", "truncation"):
+        if name in specs:
+            inputs[name] = np.float32(1.0 if args.truncation is None else args.truncation)
+    if args.truncation is not None and not any(k in specs for k in ("truncation_psi", "truncation")):
+        raise ConfigError("this model takes no truncation; drop --truncation")
+    rng = np.random.default_rng(args.seed)
+    inputs["latent"] = rng.standard_normal((n, latent_dim)).astype("float32")
+    return inputs
+
+
+def run_sample(args):
     from kerasgan import export, plotting
     from kerasgan.errors import ConfigError
 
@@ -153,12 +212,19 @@ def run_sample(args):
         raise ConfigError(f"the folder of --out does not exist: {out_parent}")
     function, specs = export.load_serving_signature(args.model_dir)
     if "latent" not in specs:
-        raise ConfigError(f"{args.model_dir} does not take a 'latent' input; its inputs: {', '.join(specs)}")
-    latent_dim = specs["latent"].shape[-1]
-    latent = np.random.default_rng(args.seed).standard_normal((args.n, latent_dim)).astype("float32")
-    images = function(latent=latent)["images"].numpy()
+        raise ConfigError(
+            f"{args.model_dir} does not draw samples from a latent (its inputs: "
+            f"{', '.join(specs)}); see 'python -m kerasgan --help' for its command"
+        )
+    metadata = export.read_metadata(args.model_dir)
+    inputs = sample_inputs(specs, args, metadata.get("num_classes"))
+    try:
+        images = function(**inputs)["images"].numpy()
+    except Exception as error:  # the graph's own validation (e.g. label range) speaks here
+        message = getattr(error, "message", str(error)).strip().splitlines()[0]
+        raise ConfigError(f"the model rejected the request: {message}") from None
     plotting.save_image(plotting.image_grid(images, cols=args.cols), args.out, scale=args.scale)
-    print(f"wrote {args.n} samples from {export.resolve_saved_model(args.model_dir)} to {args.out}")
+    print(f"wrote {len(images)} samples from {export.resolve_saved_model(args.model_dir)} to {args.out}")
     return 0
 
 

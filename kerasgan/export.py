@@ -116,6 +116,10 @@ def export_model(model, export_dir="saved_models", name=None, version=None, meta
         "signatures": sorted(functions),
         **(metadata or {}),
     }
+    # What a client needs to build a valid request (e.g. the label range of conditional models).
+    for attribute in ("latent_dim", "num_classes"):
+        if getattr(model, attribute, None) is not None:
+            info.setdefault(attribute, int(getattr(model, attribute)))
     try:
         os.makedirs(model_dir, exist_ok=True)
         with atomic_path(final, directory=True) as tmp:

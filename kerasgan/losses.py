@@ -90,6 +90,59 @@ def non_saturating_generator_loss(fake_logits):
     return per_example(ops.softplus(-ops.cast(fake_logits, "float32")))
 
 
+# === Other games ===
+
+
+def least_squares_discriminator_loss(real_logits, fake_logits):
+    """LSGAN discriminator loss (Mao et al., 2017): `L_D = (D(x) - 1)^2 + D(G(z))^2`.
+
+    Scores are regressed to 1 (real) and 0 (fake) instead of classified; fakes far on the right
+    side of the boundary are still penalised, which gives G smoother gradients. Factors of 1/2
+    are dropped (they only rescale the learning rate). CycleGAN uses this loss.
+    """
+    real = ops.cast(real_logits, "float32")
+    fake = ops.cast(fake_logits, "float32")
+    return per_example(ops.square(real - 1.0)) + per_example(ops.square(fake))
+
+
+def least_squares_generator_loss(fake_logits):
+    """LSGAN generator loss: `L_G = (D(G(z)) - 1)^2`."""
+    return per_example(ops.square(ops.cast(fake_logits, "float32") - 1.0))
+
+
+def hinge_discriminator_loss(real_logits, fake_logits):
+    """Hinge discriminator loss (Lim & Ye, 2017; SAGAN, BigGAN):
+    `L_D = max(0, 1 - D(x)) + max(0, 1 + D(G(z)))`.
+
+    Only scores inside the margin contribute, so D stops pushing once it is confidently right.
+    """
+    real = ops.cast(real_logits, "float32")
+    fake = ops.cast(fake_logits, "float32")
+    return per_example(ops.relu(1.0 - real)) + per_example(ops.relu(1.0 + fake))
+
+
+def hinge_generator_loss(fake_logits):
+    """Hinge-GAN generator loss: `L_G = -D(G(z))`."""
+    return per_example(-ops.cast(fake_logits, "float32"))
+
+
+def wasserstein_critic_loss(real_logits, fake_logits):
+    """Wasserstein critic loss (Arjovsky et al., 2017): `L_C = C(G(z)) - C(x)`.
+
+    Minimising it maximises `E[C(x)] - E[C(G(z))]`, which estimates the Wasserstein-1 distance
+    between the real and generated distributions *if* C is 1-Lipschitz; the constraint comes
+    from elsewhere (weight clipping, or the gradient penalty below).
+    """
+    return per_example(ops.cast(fake_logits, "float32")) - per_example(
+        ops.cast(real_logits, "float32")
+    )
+
+
+def wasserstein_generator_loss(fake_logits):
+    """Wasserstein generator loss: `L_G = -C(G(z))`."""
+    return per_example(-ops.cast(fake_logits, "float32"))
+
+
 # === Choosing a loss by name ===
 
 
@@ -120,7 +173,15 @@ NON_SATURATING = AdversarialLoss(
     "non_saturating", minimax_discriminator_loss, non_saturating_generator_loss
 )
 
-ADVERSARIAL_LOSSES = {loss.name: loss for loss in (MINIMAX, NON_SATURATING)}
+LEAST_SQUARES = AdversarialLoss(
+    "least_squares", least_squares_discriminator_loss, least_squares_generator_loss
+)
+HINGE = AdversarialLoss("hinge", hinge_discriminator_loss, hinge_generator_loss)
+WASSERSTEIN = AdversarialLoss("wasserstein", wasserstein_critic_loss, wasserstein_generator_loss)
+
+ADVERSARIAL_LOSSES = {
+    loss.name: loss for loss in (MINIMAX, NON_SATURATING, LEAST_SQUARES, HINGE, WASSERSTEIN)
+}
 
 
 def register_adversarial_loss(loss):
@@ -155,3 +216,68 @@ def discriminator_probability(logits):
     D(x) near 1 with D(G(z)) near 0 for long means D has won and G's gradients are drying up.
     """
     return ops.mean(keras.activations.sigmoid(ops.cast(logits, "float32")))
+
+
+# === Penalties on the discriminator's gradients ===
+#
+# Both are per-example, computed in float32 whatever the policy: squared gradient norms of a
+# bfloat16/float16 network overflow or lose all precision. The caller weights them.
+
+
+def _input_gradients(discriminator_fn, images):
+    import tensorflow as tf
+
+    images = tf.cast(images, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        # Summed inside the tape: each example's score depends only on its own input, so the
+        # gradient of the sum holds every per-example gradient.
+        total = ops.sum(ops.cast(discriminator_fn(images), "float32"))
+    gradients = tape.gradient(total, images)
+    return ops.reshape(gradients, (ops.shape(gradients)[0], -1))
+
+
+def gradient_penalty(critic_fn, real, fake, seed=None):
+    """WGAN-GP's gradient penalty (Gulrajani et al., 2017), per example, unweighted.
+
+    `GP = (||grad_x_hat C(x_hat)||_2 - 1)^2`,  `x_hat = eps * x + (1 - eps) * G(z)`,
+    `eps ~ U[0, 1]` drawn once per example.
+
+    The optimal critic has unit gradient norm on lines between real and fake samples, so the
+    penalty is applied there. The norm is `sqrt(sum g^2 + 1e-12)`: the gradient of a plain
+    `sqrt` at 0 is infinite and would turn the update into NaN.
+
+    Args:
+        critic_fn: `fn(images) -> scores [batch, ...]` (e.g. `lambda x: critic(x, training=True)`).
+        real: real images `[batch, H, W, C]`.
+        fake: generated images, same shape.
+        seed: an int or `keras.random.SeedGenerator` for the interpolation coefficients.
+
+    Returns:
+        Per-example float32 penalties `[batch]` (multiply by lambda, typically 10).
+    """
+    real = ops.cast(real, "float32")
+    fake = ops.cast(fake, "float32")
+    batch = ops.shape(real)[0]
+    epsilon = keras.random.uniform((batch,) + (1,) * (len(real.shape) - 1), seed=seed)
+    interpolated = epsilon * real + (1.0 - epsilon) * fake
+    gradients = _input_gradients(critic_fn, interpolated)
+    norm = ops.sqrt(ops.sum(ops.square(gradients), axis=1) + 1e-12)
+    return ops.square(norm - 1.0)
+
+
+def r1_penalty(discriminator_fn, real):
+    """R1 penalty (Mescheder et al., 2018), per example, unweighted: `||grad_x D(x)||^2`.
+
+    Penalising D's gradient on *real* data keeps D from building steep walls around the data
+    manifold; StyleGAN uses it with weight `gamma / 2`. Evaluated on fakes it is the R2 penalty.
+
+    Args:
+        discriminator_fn: `fn(images) -> logits [batch, ...]`.
+        real: real images `[batch, H, W, C]`.
+
+    Returns:
+        Per-example float32 squared gradient norms `[batch]`.
+    """
+    gradients = _input_gradients(discriminator_fn, real)
+    return ops.sum(ops.square(gradients), axis=1)

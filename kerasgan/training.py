@@ -97,7 +97,9 @@ def _ensure_writable(folder, what):
 
 
 # Options that define a run: a rerun with different values must not resume it.
-IDENTITY_OPTIONS = ("model", "preset", "data", "batch_size", "seed", "image_size", "channels")
+IDENTITY_OPTIONS = (
+    "model", "preset", "data", "data_options", "batch_size", "seed", "image_size", "channels"
+)
 
 
 def _check_or_write_options(run_dir, options):
@@ -124,9 +126,11 @@ def _write_json(path, payload):
         json.dump(payload, handle, indent=2)
 
 
-def _load_data(recipe, data, image_size, channels):
+def _load_data(recipe, data, image_size, channels, data_options):
     if recipe.load_data is not None:
-        return recipe.load_data(data, image_size, channels)
+        return recipe.load_data(data, image_size, channels, **data_options)
+    if data_options:
+        raise ConfigError(f"{recipe.name} takes no data options ({', '.join(data_options)})")
     if data in DATA_SOURCES:
         return datasets.load(
             recipe.dataset,
@@ -158,6 +162,7 @@ def train(
     precision_policy="auto",
     image_size=None,
     channels=None,
+    data_options=None,
     export=True,
     verbose=1,
 ):
@@ -179,6 +184,8 @@ def train(
         precision_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
         image_size: image height/width (default: the dataset's; 64 for folders).
         channels: image channels (default: the dataset's; 3 for folders).
+        data_options: model-specific data choices passed to the recipe's `load_data` (e.g.
+            CycleGAN's `pair`, `data_a`, `data_b`).
         export: whether to export the generator at the end.
         verbose: Keras `fit` verbosity (1 shows a progress bar).
 
@@ -203,12 +210,13 @@ def train(
         "seed": seed,
         "image_size": image_size,
         "channels": channels,
+        "data_options": data_options or {},
         "epochs": epochs,
         "time_budget": time_budget,
         "precision": precision_policy,
     }
 
-    dataset = _load_data(recipe, data, image_size, channels)
+    dataset = _load_data(recipe, data, image_size, channels, data_options or {})
     if recipe.image_shape is not None:
         height, depth = recipe.image_shape(dataset)
     else:

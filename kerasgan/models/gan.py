@@ -29,6 +29,10 @@ Three details that are easy to get wrong, and why this file does what it does:
 * **Mixed precision.** Logits are cast to float32 before any loss; under `mixed_float16` both
   optimizers are wrapped in `LossScaleOptimizer` (Keras only wraps `model.optimizer`, and a GAN
   has two), and every loss goes through `optimizer.scale_loss` before differentiation.
+
+Large GANs (StyleGAN, BigGAN) sample from an exponential moving average of G's weights
+(`ema_decay`), which averages out the oscillation of adversarial training; `sampling_generator`
+is the network that `generate()`, the sample grids and exports use.
 """
 
 import keras
@@ -37,6 +41,7 @@ import tensorflow as tf
 from keras import ops
 
 from kerasgan import losses
+from kerasgan.errors import ConfigError
 from kerasgan.export import images_to_uint8
 
 
@@ -70,6 +75,8 @@ class GAN(keras.Model):
         discriminator: a Keras model mapping images (plus condition) to logits `[batch, ...]`.
         latent_dim: size of z; read from the generator's first input when omitted.
         seed: seed of the model's own random stream (latents drawn inside `train_step`).
+        ema_decay: when set (e.g. 0.999), keep `generator_ema`, an exponential moving average
+            of G's weights updated after every generator step, and sample from it.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Call arguments:
@@ -85,10 +92,18 @@ class GAN(keras.Model):
     # Names of the `keras.metrics.Mean` trackers a subclass reports; extend in subclasses.
     tracked_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
 
-    def __init__(self, generator, discriminator, latent_dim=None, seed=None, **kwargs):
+    def __init__(
+        self, generator, discriminator, latent_dim=None, seed=None, ema_decay=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
+        self.ema_decay = ema_decay
+        self.generator_ema = None
+        if ema_decay is not None:
+            if not 0.0 < ema_decay < 1.0:
+                raise ConfigError(f"ema_decay must be between 0 and 1, got {ema_decay}")
+            self.generator_ema = _copy_of(generator, name=f"{generator.name}_ema")
         if latent_dim is None:
             latent_dim = _first_input_shape(generator)[-1]
         self.latent_dim = int(latent_dim)
@@ -230,13 +245,44 @@ class GAN(keras.Model):
         return logs
 
     def generator_step(self, batch_size, condition):
-        """One update of G through a fixed D. Returns the logs."""
+        """One update of G through a fixed D (then of its moving average). Returns the logs."""
         latent = self.sample_latent(batch_size)
         with tf.GradientTape() as tape:
             loss, logs = self.generator_loss(latent, condition)
             scaled = self.g_optimizer.scale_loss(loss)
         self.apply_update(tape, scaled, self.g_optimizer, self.generator.trainable_variables)
+        if self.generator_ema is not None:
+            self.update_generator_ema()
         return logs
+
+    def update_generator_ema(self):
+        """`w_ema <- decay * w_ema + (1 - decay) * w` for G's trainable weights; G's other state
+        (batch-norm moving statistics) is copied, as it is already an average."""
+        decay = self.ema_decay
+        pairs = list(zip(self.generator_ema.weights, self.generator.weights))
+
+        def update(average, weight, trainable):
+            value = decay * average + (1.0 - decay) * weight if trainable else weight
+            return average.assign(value)
+
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # Mirrored variables may only be assigned from the cross-replica context.
+            def cross_replica(strategy):
+                for average, weight in pairs:
+                    strategy.extended.update(
+                        average, lambda a, w, t=weight.trainable: update(a, w, t), args=(weight,)
+                    )
+
+            context.merge_call(cross_replica)
+        else:
+            for average, weight in pairs:
+                update(average, weight, weight.trainable)
+
+    @property
+    def sampling_generator(self):
+        """The generator used for samples and exports: the moving average when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     def train_step(self, data):
         real, condition = self.unpack_batch(data)
@@ -262,7 +308,7 @@ class GAN(keras.Model):
     # === Using the trained generator ===
 
     def call(self, latent, training=False):
-        return self.generator(latent, training=training)
+        return self.sampling_generator(latent, training=training)
 
     @staticmethod
     def latent_batch(n, latent_dim, seed=None):
@@ -291,7 +337,7 @@ class GAN(keras.Model):
             stop = start + batch_size
             part_condition = None if condition is None else condition[start:stop]
             inputs = self.generator_inputs(latent[start:stop], part_condition)
-            outputs.append(ops.convert_to_numpy(self.generator(inputs, training=False)))
+            outputs.append(ops.convert_to_numpy(self.sampling_generator(inputs, training=False)))
         return np.concatenate(outputs).astype("float32")
 
     def preview(self, latent, condition=None):
@@ -305,7 +351,7 @@ class GAN(keras.Model):
         `serving_default`: `latent` float32 `[None, latent_dim]` -> `images` uint8.
         `predict_float`: the same input -> `images` float32 in `[-1, 1]`.
         """
-        generator = self.generator
+        generator = self.sampling_generator
         latent_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")
 
         @tf.function(input_signature=[latent_spec])
@@ -327,6 +373,7 @@ class GAN(keras.Model):
             discriminator=keras.saving.serialize_keras_object(self.discriminator),
             latent_dim=self.latent_dim,
             seed=self.seed,
+            ema_decay=self.ema_decay,
         )
         return config
 
@@ -354,6 +401,15 @@ class GAN(keras.Model):
         )
         # Built now so that the optimizer state stored in a `.keras` file is restored into them.
         self.build_optimizers()
+
+
+def _copy_of(model, name):
+    """A new model with `model`'s architecture and current weights, under another name."""
+    config = keras.saving.serialize_keras_object(model)
+    config["config"]["name"] = name
+    copy = keras.saving.deserialize_keras_object(config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 def _first_input_shape(model):

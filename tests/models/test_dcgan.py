@@ -64,3 +64,31 @@ def test_generator_output_is_float32_under_mixed_bfloat16():
     gan.compile()
     assert gan.generate(2).dtype == np.float32
     assert gan.discriminator(np.zeros((2, 28, 28, 1), "float32")).dtype == "float32"
+
+
+class TestDCGANWithEMA(GANBattery):
+    """The battery with a moving-average generator: samples and exports come from it."""
+
+    def build_gan(self, seed=0):
+        gan = DCGAN.from_preset("tiny", seed=seed)
+        return DCGAN(gan.generator, gan.discriminator, seed=seed, ema_decay=0.9)
+
+
+def test_ema_update_follows_the_formula():
+    import tensorflow as tf
+
+    gan = DCGAN.from_preset("tiny", seed=0)
+    gan = DCGAN(gan.generator, gan.discriminator, ema_decay=0.75)
+    gan.compile()
+    before = [w.numpy().copy() for w in gan.generator_ema.weights]
+    gan.fit(tf.data.Dataset.from_tensor_slices(np.zeros((8, 28, 28, 1), "float32")).batch(8), verbose=0)
+    for average, old, weight in zip(gan.generator_ema.weights, before, gan.generator.weights):
+        expected = 0.75 * old + 0.25 * weight.numpy() if weight.trainable else weight.numpy()
+        np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert gan.sampling_generator is gan.generator_ema
+
+
+def test_ema_decay_out_of_range_is_a_clear_error():
+    gan = DCGAN.from_preset("tiny")
+    with pytest.raises(ConfigError, match="ema_decay"):
+        DCGAN(gan.generator, gan.discriminator, ema_decay=1.5)
