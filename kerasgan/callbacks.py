@@ -197,3 +197,47 @@ class Throughput(keras.callbacks.Callback):
         if not self.step_times:
             return None
         return self.batch_size / float(np.median(self.step_times))
+
+
+class LivePlot(keras.callbacks.Callback):
+    """Redraw a figure in a notebook while training: samples and curves, every `every` epochs.
+
+    Args:
+        draw: `fn(model, history_dict) -> matplotlib Figure`; default: the model's preview of
+            fixed latents beside the curves of every logged metric.
+        every: epochs between redraws.
+        latent: fixed latents for the default drawing (default: 16 from seed 0).
+        condition: their condition, for conditional models.
+    """
+
+    def __init__(self, draw=None, every=1, latent=None, condition=None):
+        super().__init__()
+        self.draw = draw or self._default_draw
+        self.every = every
+        self.latent = latent
+        self.condition = condition
+        self.history = {}
+
+    def _default_draw(self, model, history):
+        import matplotlib.pyplot as plt
+
+        if self.latent is None:
+            self.latent = model.latent_batch(16, model.latent_dim, seed=0)
+        figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+        plotting.show_images(model.preview(self.latent, self.condition), ax=left,
+                             title=f"epoch {len(next(iter(history.values()), []))}")
+        plotting.plot_history(history, ax=right)
+        return figure
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        if (epoch + 1) % self.every:
+            return
+        import matplotlib.pyplot as plt
+        from IPython.display import clear_output, display
+
+        figure = self.draw(self.model, self.history)
+        clear_output(wait=True)
+        display(figure)
+        plt.close(figure)

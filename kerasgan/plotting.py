@@ -147,3 +147,32 @@ def plot_history(history, keys=None, ax=None, title="Training"):
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
+
+
+def plot_point_game(gan, real_points, ax=None, n=1000, extent=3.0, title=None):
+    """The 2-D game at a glance: D's belief as a background, real points, generated points.
+
+    Args:
+        gan: a `kerasgan.models.toy.ToyGAN`.
+        real_points: `[m, 2]` samples of the data.
+        ax: a matplotlib axis (a new one when omitted).
+        n: generated points to draw.
+        extent: half-width of the square shown.
+        title: the axis title.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    xs, ys, probabilities = gan.discriminator_map(extent)
+    shading = ax.contourf(xs, ys, probabilities, levels=20, cmap="RdBu", vmin=0, vmax=1, alpha=0.6)
+    ax.scatter(real_points[:, 0], real_points[:, 1], s=2, c="black", label="real")
+    fake = gan.generate(n, seed=0)
+    ax.scatter(fake[:, 0], fake[:, 1], s=2, c="orange", label="generated")
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
+    ax.set_aspect("equal")
+    ax.legend(loc="upper right", markerscale=4, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return shading

@@ -163,6 +163,7 @@ def train(
     image_size=None,
     channels=None,
     data_options=None,
+    callbacks=(),
     export=True,
     verbose=1,
 ):
@@ -186,6 +187,7 @@ def train(
         channels: image channels (default: the dataset's; 3 for folders).
         data_options: model-specific data choices passed to the recipe's `load_data` (e.g.
             CycleGAN's `pair`, `data_a`, `data_b`).
+        callbacks: extra Keras callbacks, run after the built-in ones (live plots in notebooks).
         export: whether to export the generator at the end.
         verbose: Keras `fit` verbosity (1 shows a progress bar).
 
@@ -273,6 +275,7 @@ def train(
     ]
     if budget:
         callback_list.insert(0, budget)
+    callback_list.extend(callbacks)
 
     started = time.monotonic()
     history = {}

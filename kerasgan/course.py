@@ -1,0 +1,175 @@
+"""Exercises that check themselves.
+
+Every notebook ends with exercises in which the learner writes one small, central piece of the
+lesson. The checks live here, not in the notebooks, so a teacher can grade with nbgrader or with
+`check` alone, and so every reference solution is the package's own implementation:
+
+    >>> from kerasgan import course
+    >>> course.check("01.non_saturating_generator_loss", my_generator_loss)
+    correct: 01.non_saturating_generator_loss passed 4 cases
+    True
+
+`check` runs the learner's function and the reference on several random and edge-case inputs
+and returns True, or prints one helpful hint (which input, expected vs got: shape, dtype, value)
+and returns False. A wrong answer that raises or returns the wrong type is a False with a hint,
+never a traceback.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from kerasgan.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Exercise:
+    """One self-checking exercise.
+
+    Attributes:
+        id: `"NN.name"`, NN being the notebook number.
+        notebook: the notebook's file name.
+        title: what the learner writes, in a few words.
+        solution: the reference; it calls the package's own implementation.
+        cases: `fn(rng) -> list of argument tuples` (random and edge cases).
+        atol: absolute tolerance of the value comparison.
+        rtol: relative tolerance of the value comparison.
+    """
+
+    id: str
+    notebook: str
+    title: str
+    solution: Callable
+    cases: Callable
+    atol: float = 1e-5
+    rtol: float = 1e-4
+
+
+EXERCISES = {}
+
+
+def register(exercise):
+    """Add an exercise to `EXERCISES` (ids are unique)."""
+    if exercise.id in EXERCISES:
+        raise ConfigError(f"exercise {exercise.id!r} is registered twice")
+    EXERCISES[exercise.id] = exercise
+    return exercise
+
+
+def _to_numpy(value):
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def _describe(args):
+    parts = []
+    for arg in args:
+        array = np.asarray(arg) if not callable(arg) else None
+        if array is None:
+            parts.append(getattr(arg, "__name__", type(arg).__name__))
+        elif array.ndim == 0:
+            parts.append(repr(array.item()))
+        else:
+            parts.append(f"array{list(array.shape)} {array.dtype}")
+    return "(" + ", ".join(parts) + ")"
+
+
+def compare(expected, got, atol=1e-5, rtol=1e-4):
+    """None when `got` matches `expected`, otherwise one sentence saying how it differs."""
+    try:
+        got = _to_numpy(got)
+    except Exception:  # an object numpy cannot hold
+        return f"returned a {type(got).__name__}, not an array of numbers"
+    expected = _to_numpy(expected)
+    if got.dtype.kind not in "biufc":
+        return f"returned {got.dtype} data, not an array of numbers"
+    if got.shape != expected.shape:
+        return f"shape: expected {expected.shape}, got {got.shape}"
+    if expected.dtype.kind != got.dtype.kind and not (
+        expected.dtype.kind in "fc" and got.dtype.kind in "fc"
+    ):
+        return f"dtype: expected {expected.dtype}, got {got.dtype}"
+    if not np.all(np.isfinite(got[np.isfinite(expected)] if expected.ndim else got)):
+        return "values: got NaN or infinity where the reference is finite"
+    if not np.allclose(got, expected, atol=atol, rtol=rtol):
+        index = np.unravel_index(
+            np.argmax(np.abs(got.astype("float64") - expected.astype("float64"))), expected.shape
+        )
+        where = f" at index {tuple(int(i) for i in index)}" if expected.ndim else ""
+        return f"values{where}: expected {expected[index]!r}, got {got[index]!r}"
+    return None
+
+
+def check(exercise_id, fn, verbose=True):
+    """Check a learner's function against the reference on several inputs.
+
+    Args:
+        exercise_id: a key of `EXERCISES`, e.g. `"01.discriminator_loss"`.
+        fn: the learner's function.
+        verbose: print the verdict or the hint.
+
+    Returns:
+        True if every case matches, else False (after printing one hint).
+    """
+    if exercise_id not in EXERCISES:
+        raise ConfigError(
+            f"unknown exercise {exercise_id!r}; known: {', '.join(sorted(EXERCISES))}"
+        )
+    exercise = EXERCISES[exercise_id]
+    say = print if verbose else (lambda *_: None)
+    cases = exercise.cases(np.random.default_rng(0))
+    for number, args in enumerate(cases, start=1):
+        expected = exercise.solution(*args)
+        try:
+            got = fn(*args)
+        except NotImplementedError:
+            say(f"not yet: {exercise_id} raised NotImplementedError; write your solution first")
+            return False
+        except Exception as error:
+            say(f"hint for {exercise_id}, case {number} {_describe(args)}: your function raised "
+                f"{type(error).__name__}: {error}")
+            return False
+        problem = compare(expected, got, exercise.atol, exercise.rtol)
+        if problem:
+            say(f"hint for {exercise_id}, case {number} {_describe(args)}: {problem}")
+            return False
+    say(f"correct: {exercise_id} passed {len(cases)} cases")
+    return True
+
+
+# === 01 · GAN fundamentals ===
+
+
+def _logit_cases(rng):
+    return [
+        (rng.normal(size=(4, 1)).astype("float32"), rng.normal(size=(4, 1)).astype("float32")),
+        # a PatchGAN-style map of logits per image
+        (rng.normal(size=(3, 2, 2, 1)).astype("float32"), rng.normal(size=(3, 2, 2, 1)).astype("float32")),
+        # confident scores: naive log(sigmoid(x)) gives -inf here
+        (np.array([[60.0], [-60.0]], "float32"), np.array([[-60.0], [60.0]], "float32")),
+        (np.zeros((2, 1), "float32"), np.zeros((2, 1), "float32")),
+    ]
+
+
+def _reference(name):
+    def solution(*args):
+        from kerasgan import losses
+
+        return _to_numpy(getattr(losses, name)(*args))
+
+    solution.__name__ = name
+    return solution
+
+
+register(Exercise(
+    "01.discriminator_loss", "01_gan_fundamentals.ipynb",
+    "the discriminator's binary cross-entropy loss, per example",
+    _reference("minimax_discriminator_loss"), _logit_cases,
+))
+register(Exercise(
+    "01.non_saturating_generator_loss", "01_gan_fundamentals.ipynb",
+    "the non-saturating generator loss, per example",
+    _reference("non_saturating_generator_loss"), lambda rng: [case[1:] for case in _logit_cases(rng)],
+))
