@@ -173,3 +173,44 @@ register(Exercise(
     "the non-saturating generator loss, per example",
     _reference("non_saturating_generator_loss"), lambda rng: [case[1:] for case in _logit_cases(rng)],
 ))
+
+
+# === 02 · DCGAN ===
+
+
+def _image_cases(rng):
+    return [
+        (rng.uniform(-1, 1, (2, 4, 4, 1)).astype("float32"),),
+        (np.array([-1.0, -0.5, 0.0, 0.5, 1.0], "float32"),),
+        # out of range: a generator without tanh, or float round-off
+        (np.array([-1.2, 1.0000001, 3.0], "float32"),),
+    ]
+
+
+def _to_uint8_reference(images):
+    from kerasgan.plotting import to_uint8
+
+    return to_uint8(images)
+
+
+def _slerp_cases(rng):
+    a, b = rng.normal(size=8), rng.normal(size=8)
+    return [(a, b, 5), (a, 3.0 * b, 4), (np.array([1.0, 0.0]), np.array([0.0, 1.0]), 3)]
+
+
+def _slerp_reference(start, end, steps):
+    from kerasgan.plotting import interpolate_latents
+
+    return interpolate_latents(start, end, steps, spherical=True)
+
+
+register(Exercise(
+    "02.to_uint8", "02_dcgan.ipynb",
+    "map generator output in [-1, 1] to uint8 pixels (rounded, clipped)",
+    _to_uint8_reference, _image_cases, atol=0,
+))
+register(Exercise(
+    "02.slerp", "02_dcgan.ipynb",
+    "spherical interpolation between two latent vectors",
+    _slerp_reference, _slerp_cases, atol=1e-4,
+))

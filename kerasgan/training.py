@@ -52,6 +52,11 @@ class RunSummary:
     stopped_by: str | None = None
     precision: str = "float32"
     history: dict = dataclasses.field(default_factory=dict)
+    # The trained model object, for notebooks; not part of summary.json.
+    gan: object = dataclasses.field(default=None, repr=False, compare=False)
+
+    def to_json(self):
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "gan"}
 
     def line(self):
         """The one-line summary the CLI prints at the end of a run."""
@@ -242,7 +247,7 @@ def train(
         if previous.get("export_path") or not export:
             notice(f"{run_dir} is already complete ({initial_epoch} of {epochs} epochs)")
             previous.update(steps=0, wall_seconds=0.0, stopped_by=None)
-            return RunSummary(**previous)
+            return RunSummary(**previous, gan=gan)
 
     latents_path = os.path.join(run_dir, "sample_latents.npy")
     if os.path.exists(latents_path):
@@ -325,6 +330,7 @@ def train(
         stopped_by=stopped_by,
         precision=policy,
         history=history,
+        gan=gan,
     )
-    _write_json(summary_path, dataclasses.asdict(summary))
+    _write_json(summary_path, summary.to_json())
     return summary
