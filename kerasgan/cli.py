@@ -250,8 +250,9 @@ def build_parser():
 
 
 def main(argv=None):
-    # Before TensorFlow is imported: keep its C++ log lines out of the user's terminal.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from kerasgan.utils import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # first, so its C++ start-up lines stay out of the terminal
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

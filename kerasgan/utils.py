@@ -58,3 +58,25 @@ def atomic_path(final_path, directory=False):
         elif os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def import_tensorflow_quietly():
+    """Import TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) kept off stderr.
+
+    Those lines are written before TensorFlow's logging is initialised, so
+    `TF_CPP_MIN_LOG_LEVEL` cannot stop them; the CLI hides them at the file-descriptor level for
+    the duration of the import only. A failing import still raises, with its traceback.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tensorflow
