@@ -18,7 +18,9 @@ the highest version and can roll back to an older one. Each export here:
 Only load SavedModels you trust: a SavedModel runs whatever graph it holds.
 """
 
+import contextlib
 import json
+import logging
 import os
 import re
 
@@ -79,6 +81,18 @@ class _ServingModule(tf.Module):
             setattr(self, name, function)
 
 
+@contextlib.contextmanager
+def _quiet_tensorflow_logger():
+    """Hide `tf.saved_model.save`'s "INFO:tensorflow:Assets written to: <temp path>" lines."""
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def export_model(model, export_dir="saved_models", name=None, version=None, metadata=None):
     """Export `model`'s serving functions as a versioned SavedModel.
 
@@ -122,7 +136,7 @@ def export_model(model, export_dir="saved_models", name=None, version=None, meta
             info.setdefault(attribute, int(getattr(model, attribute)))
     try:
         os.makedirs(model_dir, exist_ok=True)
-        with atomic_path(final, directory=True) as tmp:
+        with atomic_path(final, directory=True) as tmp, _quiet_tensorflow_logger():
             tf.saved_model.save(module, tmp, signatures=functions)
             os.makedirs(os.path.join(tmp, "assets.extra"), exist_ok=True)
             with open(os.path.join(tmp, METADATA_FILE), "w") as handle:

@@ -154,6 +154,12 @@ class GAN(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def fit(self, *args, shuffle=False, **kwargs):
+        """`keras.Model.fit`, with `shuffle=False` by default: a GAN's data arrives as a `tf.data`
+        pipeline that `kerasgan.datasets.training_pipeline` already shuffles (Keras would warn
+        that it ignores `shuffle=True` on every call)."""
+        return super().fit(*args, shuffle=shuffle, **kwargs)
+
     # === Hooks that subclasses override ===
 
     def unpack_batch(self, data):
