@@ -49,6 +49,9 @@ def atomic_path(final_path, directory=False):
         os.close(fd)
     try:
         yield tmp
+        # mkstemp/mkdtemp create private (0600/0700) paths; the result gets the permissions a
+        # plain open()/makedirs() would give, so e.g. a TF Serving container can read exports.
+        _apply_umask(tmp, directory)
         if directory and os.path.isdir(final_path):
             shutil.rmtree(final_path)
         os.replace(tmp, final_path)
@@ -58,6 +61,20 @@ def atomic_path(final_path, directory=False):
         elif os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _apply_umask(path, directory):
+    umask = os.umask(0)
+    os.umask(umask)
+    if not directory:
+        os.chmod(path, 0o666 & ~umask)
+        return
+    os.chmod(path, 0o777 & ~umask)
+    for root, folders, files in os.walk(path):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o777 & ~umask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~umask)
 
 
 def import_tensorflow_quietly():

@@ -107,3 +107,14 @@ def test_images_to_uint8_rounds_and_clips():
     values = tf.constant([-2.0, -1.0, 0.0, 0.999, 1.0, 3.0])
     assert export.images_to_uint8(values).numpy().tolist() == [0, 0, 128, 255, 255, 255]
     assert export.next_version("/nonexistent") == 1
+
+
+def test_exports_are_readable_by_other_users(gan, tmp_path):
+    """TF Serving often runs as another user (in a container): exports must not be private."""
+    old = os.umask(0o022)
+    try:
+        path = export.export_model(gan, str(tmp_path), name="dcgan")
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o755
+    assert os.stat(os.path.join(path, "saved_model.pb")).st_mode & 0o777 == 0o644
