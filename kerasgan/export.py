@@ -75,8 +75,10 @@ class _ServingModule(tf.Module):
     def __init__(self, model, functions):
         super().__init__()
         # Listed explicitly: SavedModel only keeps variables reachable from the saved object,
-        # and a Keras 3 model's variables are not found by attribute traversal.
-        self.model_variables = list(model.variables)
+        # and a Keras 3 model's variables are not found by attribute traversal. The underlying
+        # `tf.Variable`s (`.value`), not Keras's wrappers: with the wrappers the export loads in
+        # Python but TF Serving's C++ loader (like `saved_model_cli run`) never restores them.
+        self.model_variables = [variable.value for variable in model.variables]
         for name, function in functions.items():
             setattr(self, name, function)
 

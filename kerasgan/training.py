@@ -12,6 +12,7 @@ runs/dcgan/
   logs/                TensorBoard logs (losses, D(x), D(G(z)), sample grids)
   history.csv          the per-epoch metrics
   summary.json         what the last invocation did (epochs, steps, speed, export path)
+  model.json           how to rebuild the model without its data (for `export_run`)
 ```
 
 Running the same command again resumes from the last checkpoint instead of starting over; a
@@ -235,6 +236,10 @@ def train(
     keras.utils.set_random_seed(seed)
     gan = recipe.build(preset, int(height), int(depth), seed)
     gan.compile()
+    # How to rebuild this model without its data (for `export_run`).
+    _write_json(os.path.join(run_dir, "model.json"), {
+        "model": model, "preset": preset, "image_size": int(height), "channels": int(depth), "seed": seed,
+    })
     checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
     initial_epoch = checkpoint.restore()
     if initial_epoch:
@@ -334,3 +339,37 @@ def train(
     )
     _write_json(summary_path, summary.to_json())
     return summary
+
+
+def export_run(run_dir, export_dir="saved_models", name=None):
+    """Export the latest checkpoint of a run folder (e.g. one stopped before its export).
+
+    Args:
+        run_dir: a run folder written by `train`.
+        export_dir: TF Serving model base folder.
+        name: the export's folder name (default: the model's CLI name).
+
+    Returns:
+        The path of the new export.
+
+    Raises:
+        ConfigError: when `run_dir` is not a run folder or holds no checkpoint.
+    """
+    from kerasgan.export import export_model
+
+    description = os.path.join(run_dir, "model.json")
+    if not os.path.isfile(description):
+        raise ConfigError(f"{run_dir} is not a kerasgan run folder (no model.json)")
+    with open(description) as handle:
+        built = json.load(handle)
+    recipe = get_recipe(built["model"])
+    gan = recipe.build(built["preset"], built["image_size"], built["channels"], built["seed"])
+    gan.compile()
+    epochs = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints")).restore()
+    if not epochs:
+        raise ConfigError(f"{run_dir} holds no checkpoint yet; train at least one epoch first")
+    _ensure_writable(export_dir, "export folder")
+    return (recipe.export or export_model)(
+        gan, export_dir, name or built["model"],
+        metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs, "preset": built["preset"]},
+    )

@@ -118,3 +118,17 @@ def test_exports_are_readable_by_other_users(gan, tmp_path):
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o755
     assert os.stat(os.path.join(path, "saved_model.pb")).st_mode & 0o777 == 0o644
+
+
+def test_export_loads_the_way_tf_serving_loads_it(gan, tmp_path):
+    """TF Serving's C++ loader restores variables through the SavedModel's saver, like a TF1
+    session does; an export that only works with `tf.saved_model.load` would serve nothing."""
+    path = export.export_model(gan, str(tmp_path), name="dcgan")
+    latent = gan.latent_batch(3, gan.latent_dim, seed=4)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], path)
+        signature = meta_graph.signature_def["serving_default"]
+        images = session.run(signature.outputs["images"].name, {signature.inputs["latent"].name: latent})
+    expected = to_uint8(gan.generate_from_latent(latent))
+    assert images.dtype == np.uint8
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1

@@ -1,0 +1,272 @@
+"""Talking to TF Serving: requests, responses and the multi-model configuration.
+
+TF Serving runs a SavedModel's signatures with no Python code of ours; a client only has to
+speak its protocol. Two are common:
+
+* **REST** (`POST http://HOST:8501/v1/models/NAME[/versions/N]:predict`) with a JSON body in one
+  of two formats:
+
+  - *row* ("instances"): a list of examples, each a dict of named inputs without the batch
+    dimension, e.g. `{"instances": [{"latent": [...]}, {"latent": [...]}]}`. Every input must
+    be batched, so a scalar input such as `truncation_psi` cannot be sent this way;
+  - *columnar* ("inputs"): one dict of whole tensors, batch dimension included, e.g.
+    `{"inputs": {"latent": [[...], [...]], "truncation_psi": 0.7}}`.
+
+  The answer is `{"predictions": ...}` (row) or `{"outputs": ...}` (columnar); with a single
+  output, its name is dropped. A failed request answers `{"error": "..."}`.
+* **gRPC** (port 8500) with `tensorflow_serving.apis.predict_pb2.PredictRequest` messages whose
+  inputs are `TensorProto`s (`tf.make_tensor_proto`), from the `tensorflow-serving-api` package.
+
+Everything here is checked against the signature an export really has (`signature_inputs`), so
+a wrong name, dtype or shape is caught by the client with a clear message, before the server
+answers with a less clear one.
+"""
+
+import json
+import os
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+from kerasgan.errors import ConfigError, ExportError, KerasganError
+
+
+class ServingError(KerasganError):
+    """The server answered a request with an error."""
+
+
+# === What the export expects ===
+
+
+def signature_inputs(saved_model_path, signature="serving_default"):
+    """The named inputs of an export's signature: `{name: (dtype name, shape)}`.
+
+    Shapes use None for any size, e.g. `{"latent": ("float32", (None, 100))}`.
+    """
+    from kerasgan.export import load_serving_signature
+
+    _, specs = load_serving_signature(saved_model_path, signature)
+    return {name: (spec.dtype.name, tuple(spec.shape.as_list())) for name, spec in specs.items()}
+
+
+def check_inputs(inputs, expected):
+    """Validate a request's inputs against `signature_inputs(...)`; returns them as arrays.
+
+    Raises:
+        ConfigError: missing or unexpected names, wrong dtype kind, wrong rank or fixed size.
+    """
+    missing = sorted(set(expected) - set(inputs))
+    extra = sorted(set(inputs) - set(expected))
+    if missing or extra:
+        raise ConfigError(
+            f"the signature takes {', '.join(sorted(expected))}"
+            + (f"; missing: {', '.join(missing)}" if missing else "")
+            + (f"; unexpected: {', '.join(extra)}" if extra else "")
+        )
+    arrays = {}
+    for name, (dtype, shape) in expected.items():
+        given = np.asarray(inputs[name])
+        if given.dtype.kind not in "biuf":
+            raise ConfigError(f"input {name!r} must be numbers, got {given.dtype}")
+        array = given.astype(dtype, copy=False)
+        if array.ndim != len(shape) or any(
+            want is not None and want != got for want, got in zip(shape, array.shape)
+        ):
+            shown = "(" + ", ".join("None" if d is None else str(d) for d in shape) + ")"
+            raise ConfigError(f"input {name!r} has shape {array.shape}; the signature wants {shown}")
+        arrays[name] = array
+    return arrays
+
+
+# === REST ===
+
+
+def rest_payload(inputs, expected=None, format="columnar", signature_name=None):
+    """The JSON body of a TF Serving REST predict request.
+
+    Args:
+        inputs: `{name: array}` with the batch dimension (scalars stay scalars).
+        expected: optional `signature_inputs(...)` to validate against.
+        format: `"columnar"` (`"inputs"`) or `"row"` (`"instances"`).
+        signature_name: the signature to call (default: `serving_default`).
+
+    Returns:
+        A dict ready for `json.dumps`.
+    """
+    if expected is not None:
+        inputs = check_inputs(inputs, expected)
+    arrays = {name: np.asarray(value) for name, value in inputs.items()}
+    if format == "columnar":
+        payload = {"inputs": {name: array.tolist() for name, array in arrays.items()}}
+    elif format == "row":
+        scalars = [name for name, array in arrays.items() if array.ndim == 0]
+        if scalars:
+            raise ConfigError(
+                f"row format needs every input batched; {', '.join(scalars)} is a scalar: use "
+                "the columnar format"
+            )
+        sizes = {len(array) for array in arrays.values()}
+        if len(sizes) != 1:
+            raise ConfigError("row format needs every input to have the same batch size")
+        (size,) = sizes
+        payload = {
+            "instances": [
+                {name: array[index].tolist() for name, array in arrays.items()}
+                for index in range(size)
+            ]
+        }
+    else:
+        raise ConfigError(f"format must be 'columnar' or 'row', got {format!r}")
+    if signature_name:
+        payload["signature_name"] = signature_name
+    return payload
+
+
+def parse_rest_response(response, output="images"):
+    """Turn a REST predict response (dict or JSON text) into the named output as an array.
+
+    Raises:
+        ServingError: for an `{"error": ...}` answer.
+        ConfigError: when the response has no such output.
+    """
+    if isinstance(response, (str, bytes)):
+        response = json.loads(response)
+    if "error" in response:
+        raise ServingError(f"TF Serving answered: {response['error']}")
+    if "predictions" in response:
+        rows = response["predictions"]
+        if rows and isinstance(rows[0], dict):
+            if output not in rows[0]:
+                raise ConfigError(f"the response has no output {output!r}; it has {', '.join(rows[0])}")
+            rows = [row[output] for row in rows]
+        return np.asarray(rows)
+    if "outputs" in response:
+        outputs = response["outputs"]
+        if isinstance(outputs, dict):
+            if output not in outputs:
+                raise ConfigError(f"the response has no output {output!r}; it has {', '.join(outputs)}")
+            outputs = outputs[output]
+        return np.asarray(outputs)
+    raise ConfigError("not a TF Serving predict response: no predictions, outputs or error")
+
+
+def images_from_response(response, output="images"):
+    """The uint8 images of a predict response."""
+    return parse_rest_response(response, output).astype("uint8")
+
+
+def rest_url(host, model, version=None, port=8501):
+    """`http://HOST:PORT/v1/models/MODEL[/versions/N]:predict`."""
+    version_part = f"/versions/{int(version)}" if version is not None else ""
+    return f"http://{host}:{port}/v1/models/{model}{version_part}:predict"
+
+
+def predict_rest(url, payload, timeout=30.0):
+    """POST a payload to a TF Serving REST endpoint and return the decoded JSON answer.
+
+    Raises:
+        ServingError: when the server is unreachable or answers an error.
+    """
+    request = urllib.request.Request(
+        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as error:  # TF Serving puts the reason in the body
+        body = error.read().decode(errors="replace")
+        try:
+            message = json.loads(body).get("error", body)
+        except ValueError:
+            message = body
+        raise ServingError(f"TF Serving answered {error.code}: {message}") from None
+    except (urllib.error.URLError, OSError) as error:
+        raise ServingError(f"no TF Serving reachable at {url} ({getattr(error, 'reason', error)})") from None
+
+
+# === gRPC ===
+
+
+def grpc_request(model, inputs, expected=None, signature_name="serving_default", version=None):
+    """A `PredictRequest` for TF Serving's gRPC API (needs `tensorflow-serving-api`).
+
+    Example:
+        >>> request = grpc_request("dcgan", {"latent": z})
+        >>> stub = prediction_service_pb2_grpc.PredictionServiceStub(grpc.insecure_channel("localhost:8500"))
+        >>> images = grpc_response_images(stub.Predict(request, 10.0))
+    """
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    if expected is not None:
+        inputs = check_inputs(inputs, expected)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(np.asarray(value)))
+    return request
+
+
+def grpc_response_images(response, output="images"):
+    """The named output of a gRPC `PredictResponse` as an array."""
+    import tensorflow as tf
+
+    if output not in response.outputs:
+        raise ConfigError(f"the response has no output {output!r}; it has {', '.join(response.outputs)}")
+    return tf.make_ndarray(response.outputs[output])
+
+
+# === Serving several models ===
+
+
+def models_config(models, base="/models", versions=None):
+    """The text of a TF Serving `--model_config_file` that serves several models.
+
+    Args:
+        models: model names (folders under the export directory).
+        base: where the export directory is mounted inside the server (e.g. the Docker mount).
+        versions: optional `{name: [versions]}` to pin (e.g. to roll back); default: latest.
+
+    Returns:
+        The configuration in protobuf text format, validated with TF Serving's own schema.
+    """
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    for name in models:
+        entry = config.model_config_list.config.add()
+        entry.name = name
+        entry.base_path = f"{base.rstrip('/')}/{name}"
+        entry.model_platform = "tensorflow"
+        pinned = (versions or {}).get(name)
+        if pinned:
+            entry.model_version_policy.specific.versions.extend(int(v) for v in pinned)
+    return text_format.MessageToString(config)
+
+
+def write_models_config(export_dir, path=None, base="/models", versions=None):
+    """Write a `models.config` for every model folder with versions under `export_dir`.
+
+    Returns:
+        The path written (default `export_dir/models.config`).
+    """
+    from kerasgan.export import version_folders
+    from kerasgan.utils import atomic_path
+
+    if not os.path.isdir(export_dir):
+        raise ExportError(f"no export folder {export_dir}")
+    names = sorted(
+        name for name in os.listdir(export_dir)
+        if os.path.isdir(os.path.join(export_dir, name)) and version_folders(os.path.join(export_dir, name))
+    )
+    if not names:
+        raise ExportError(f"{export_dir} holds no exported models (folders with integer versions)")
+    path = path or os.path.join(export_dir, "models.config")
+    with atomic_path(path) as tmp, open(tmp, "w") as handle:
+        handle.write(models_config(names, base, versions))
+    return path
