@@ -1,112 +1,274 @@
 """Datasets for the course, online and offline, as `tf.data` pipelines.
 
-Every model trains on the same kind of element: a float32 image `[H, W, C]` scaled to `[-1, 1]`
-(the range of a generator's `tanh` output), optionally with an int32 class label. Where the
-images come from is a choice:
+A GAN learns the distribution of its training images, so every model here eats the same kind of
+element: a float32 image `[H, W, C]` scaled to `[-1, 1]`, the range of the generator's `tanh`
+output, optionally paired with an int32 class label for conditional models. Pixels arrive as
+uint8 `0..255` and leave as `x / 127.5 - 1`.
 
-* **tensorflow-datasets** (`source="tfds"`) is what users with a network get: `mnist`, `cifar10`,
-  `oxford_flowers102`, `cycle_gan/horse2zebra`, ... downloaded once and cached.
-* **Embedded copies** (`source="embedded"`) live in the repository's `data/` folder, built by
-  `scripts/build_embedded_data.py` from data that ships inside installed packages (see
-  `data/README.md` for provenance and licences): the course runs with no network at all.
-* `source="auto"` (the default) takes tensorflow-datasets when the dataset is already prepared
-  on disk or the network is reachable, and otherwise says so in one line and falls back to the
-  embedded copy. It decides in seconds: offline, `tfds.load` would retry for minutes.
-* A **folder of images** (`name=PATH`) trains a model on your own pictures.
+Where the images come from is a choice, `source=`:
+
+* **tensorflow-datasets** (`"tfds"`): the full public datasets (`mnist`, `cifar10`,
+  `oxford_flowers102`, `cycle_gan/horse2zebra`, ...), downloaded once into `~/tensorflow_datasets`.
+* **embedded** (`"embedded"`): small copies in the repository's `data/` folder (5,000 MNIST digits,
+  1,797 8x8 digits), built by `scripts/build_embedded_data.py` from data that ships inside
+  installed packages; `data/README.md` gives their provenance and licences. No network needed.
+* **auto** (`"auto"`, the default): tensorflow-datasets when the dataset is already on disk or the
+  network answers, otherwise one line saying so and the embedded copy. It decides in seconds,
+  where `tfds.load` with no network would retry for minutes before failing.
+
+A **folder of your own images** (`load("path/to/folder")`) works too, with class labels taken
+from its sub-folders. `training_pipeline` then turns any of these into what `fit` wants: cached,
+shuffled, batched and prefetched.
+
+Example:
+    >>> from kerasgan import datasets
+    >>> digits = datasets.load("mnist")           # tfds online, the embedded sample offline
+    >>> datasets.describe(digits)
+    '5,000 images of 28x28x1'
+    >>> batches = datasets.training_pipeline(digits, batch_size=64, seed=0)
 """
 
 import os
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from kerasgan.errors import DataError
+from kerasgan.errors import ConfigError, DataError
 from kerasgan.utils import is_offline, notice
 
+# The repository's data/ folder; the environment variable KERASGAN_DATA_DIR points elsewhere.
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
-# Embedded datasets: name -> (file in data/, description for messages).
-EMBEDDED = {
-    "mnist": ("mnist_sample.npz", "the embedded 5,000-digit MNIST sample"),
-    "digits": ("digits_8x8.npz", "the embedded 1,797 scikit-learn 8x8 digits"),
+# Embedded datasets: name -> file in the data folder (provenance and licences: data/README.md).
+EMBEDDED = {"mnist": "mnist_sample.npz", "digits": "digits_8x8.npz"}
+
+# How messages name an embedded dataset and its embedded copy.
+_TITLES = {
+    "mnist": ("MNIST", "the embedded 5,000-digit sample"),
+    "digits": ("the 8x8 digits", "the embedded 1,797 scikit-learn 8x8 digits"),
 }
-# tensorflow-datasets names of the embedded sets that also exist there.
+
+# The embedded datasets that tensorflow-datasets also serves (in full), under its names.
 TFDS_NAMES = {"mnist": "mnist"}
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+SOURCES = ("auto", "tfds", "embedded")
+
+# Where tensorflow-datasets downloads MNIST from: a reachable host means "the network is up".
 TFDS_HOST = ("storage.googleapis.com", 443)
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+# The formats `tf.io.decode_image` reads, as Pillow names them (Pillow opens more, e.g. TIFF).
+_DECODABLE_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP"}
+# TensorFlow reads a BMP's pixels but not its palette or 1-bit packing.
+_DECODABLE_BMP_MODES = {"RGB", "RGBA", "L"}
 
 
 def data_dir():
-    """The folder of embedded data (`KERASGAN_DATA_DIR` overrides the repository's `data/`)."""
-    return Path(os.environ.get("KERASGAN_DATA_DIR", DATA_DIR))
+    """The folder of embedded data: `$KERASGAN_DATA_DIR` if set, else the repository's `data/`."""
+    return Path(os.environ.get("KERASGAN_DATA_DIR") or DATA_DIR)
+
+
+# === Images in [-1, 1] ===
+
+
+def _image_size(image_size):
+    """`image_size` as a `(height, width)` tuple of positive ints (or None), else a ConfigError."""
+    if image_size is None:
+        return None
+    size = (image_size, image_size) if isinstance(image_size, (int, np.integer)) else image_size
+    try:
+        size = tuple(size)
+    except TypeError:
+        size = ()
+    if len(size) != 2 or not all(
+        isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s > 0 for s in size
+    ):
+        raise ConfigError(
+            f"image_size must be a positive int or (height, width), got {image_size!r}"
+        )
+    return int(size[0]), int(size[1])
+
+
+def _check_channels(channels, allow_none=True):
+    if not ((allow_none and channels is None) or channels in (1, 3)):
+        raise ConfigError(
+            f"channels must be 1 or 3{' (or None)' if allow_none else ''}, got {channels!r}"
+        )
+
+
+def convert_channels(image, channels):
+    """Convert an image `[H, W, C]` to `channels` (1 or 3) channels.
+
+    Alpha (the second channel of grey+alpha, the fourth of RGBA) is dropped; grey becomes RGB by
+    repeating it; RGB becomes grey by luminance (`tf.image.rgb_to_grayscale`, ITU-R 601 weights).
+    The channel count may be unknown until the graph runs, as for decoded image files.
+
+    Args:
+        image: a float image `[H, W, C]` with C in 1..4.
+        channels: 1 or 3.
+
+    Returns:
+        The image `[H, W, channels]`.
+    """
+    have = image.shape[-1]
+    if have is not None:  # known now (arrays, tensorflow-datasets): decide in Python
+        colour = image[..., :3] if have >= 3 else image[..., :1]
+        if channels == 3 and colour.shape[-1] == 1:
+            return tf.image.grayscale_to_rgb(colour)
+        if channels == 1 and colour.shape[-1] == 3:
+            return tf.image.rgb_to_grayscale(colour)
+        return colour
+    is_colour = tf.shape(image)[-1] >= 3  # known only per file: decide in the graph
+    if channels == 3:
+        image = tf.cond(
+            is_colour, lambda: image[..., :3], lambda: tf.tile(image[..., :1], [1, 1, 3])
+        )
+    else:
+        image = tf.cond(
+            is_colour, lambda: tf.image.rgb_to_grayscale(image[..., :3]), lambda: image[..., :1]
+        )
+    return tf.ensure_shape(image, [None, None, channels])
+
+
+def prepare_image(image, image_size=None, channels=None):
+    """Turn a uint8 image (0..255) into the float32 `[-1, 1]` image a GAN trains on.
+
+    Args:
+        image: `[H, W, C]`, uint8 or float in 0..255.
+        image_size: `(height, width)` to resize to (bilinear, antialiased), or None to keep it.
+        channels: 1 or 3 to convert to (see `convert_channels`), or None to keep them.
+
+    Returns:
+        A float32 image `[height, width, channels]` in `[-1, 1]`.
+    """
+    image = tf.cast(image, tf.float32)
+    if channels is not None:
+        image = convert_channels(image, channels)
+    if image_size is not None and tuple(image.shape[:2]) != tuple(image_size):
+        # Antialiasing matters when shrinking photos; upscaling 8x8 digits is plain bilinear.
+        image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
+    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+
+
+def map_images(dataset, prepare, with_labels=False):
+    """Apply `prepare` to every image of `dataset` (of images, or of `(image, label)` pairs).
+
+    The map runs in parallel (`num_parallel_calls=tf.data.AUTOTUNE`): decoding and resizing
+    images is the slow part of an input pipeline, and each image is independent.
+    """
+    if with_labels:
+        return dataset.map(
+            lambda image, label: (prepare(image), label), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 # === Embedded data ===
 
 
+def _embedded_path(name):
+    if name not in EMBEDDED:
+        raise DataError(f"there is no embedded dataset {name!r}; embedded: {', '.join(EMBEDDED)}")
+    return data_dir() / EMBEDDED[name]
+
+
+def _display(path):
+    """`data/mnist_sample.npz` for the repository's own data, the full path otherwise."""
+    try:
+        return str(Path("data") / Path(path).relative_to(DATA_DIR))
+    except ValueError:
+        return str(path)
+
+
 def load_arrays(name):
-    """The embedded dataset `name` as NumPy arrays.
+    """The embedded dataset `name` as NumPy arrays, straight from its `.npz` file.
+
+    Args:
+        name: `"mnist"` or `"digits"` (see `EMBEDDED`).
 
     Returns:
-        `(images, labels)`: uint8 images `[N, H, W]` (or `[N, H, W, C]`) and int64 labels `[N]`.
+        `(images, labels)`: uint8 images `[N, H, W]` (or `[N, H, W, C]`) in 0..255 and int64
+        labels `[N]`.
 
     Raises:
-        DataError: for an unknown name or a missing file.
+        DataError: for an unknown name or a missing or unreadable file.
+
+    Example:
+        >>> images, labels = load_arrays("mnist")
+        >>> images.shape, images.dtype, np.bincount(labels)
+        ((5000, 28, 28), dtype('uint8'), array([500, 500, ..., 500]))
     """
-    if name not in EMBEDDED:
-        raise DataError(f"no embedded dataset {name!r}; embedded: {', '.join(EMBEDDED)}")
-    path = data_dir() / EMBEDDED[name][0]
-    if not path.exists():
-        raise DataError(f"{path} is missing; rebuild it with 'python scripts/build_embedded_data.py'")
-    with np.load(path) as archive:
-        return archive["images"], archive["labels"].astype("int64")
+    path = _embedded_path(name)
+    rebuild = "rebuild it with 'python scripts/build_embedded_data.py'"
+    if "KERASGAN_DATA_DIR" in os.environ:
+        rebuild += " or fix KERASGAN_DATA_DIR"
+    if not path.is_file():
+        raise DataError(f"the embedded dataset file {path} is missing; {rebuild}")
+    try:
+        with np.load(path) as archive:
+            images, labels = archive["images"], archive["labels"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        # e.g. a Git LFS pointer instead of the file, or an interrupted copy
+        raise DataError(
+            f"{path} is not a readable embedded dataset ({error}); {rebuild}"
+        ) from error
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or len(images) != len(labels):
+        raise DataError(
+            f"{path} holds images {images.dtype} {images.shape} and {len(labels)} labels, not uint8 "
+            f"[N, H, W(, C)] images with one label each; {rebuild}"
+        )
+    return images, labels.astype(np.int64)
 
 
-def from_arrays(images, labels=None, image_size=None, channels=None):
-    """A dataset of `[-1, 1]` float images (and int32 labels) from uint8 arrays."""
+def from_arrays(images, labels=None, *, image_size=None, channels=None):
+    """A dataset of `[-1, 1]` float images (and int32 labels) from in-memory arrays.
+
+    Args:
+        images: `[N, H, W]` or `[N, H, W, C]`, uint8 or float in 0..255.
+        labels: optional `[N]` integer labels.
+        image_size: int or `(height, width)` to resize to; default: native.
+        channels: 1 or 3 to convert to; default: native.
+
+    Returns:
+        An unbatched `tf.data.Dataset` of images, or of `(image, label)` pairs.
+    """
+    size = _image_size(image_size)
+    _check_channels(channels)
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[..., None]
-    elements = images if labels is None else (images, np.asarray(labels, "int32"))
+    if images.ndim != 4:
+        raise DataError(f"images must be [N, H, W] or [N, H, W, C], got shape {images.shape}")
+    elements = images if labels is None else (images, np.asarray(labels, np.int32))
     dataset = tf.data.Dataset.from_tensor_slices(elements)
-
-    def prepare(image, *label):
-        image = adapt_image(image, image_size, channels)
-        return (image, *label) if label else image
-
-    return dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    return map_images(
+        dataset, lambda image: prepare_image(image, size, channels), labels is not None
+    )
 
 
-def adapt_image(image, image_size=None, channels=None):
-    """uint8 (or float 0..255) image -> float32 in `[-1, 1]`, resized and with `channels` channels.
-
-    Grayscale becomes RGB by repeating the channel; RGB becomes grayscale by luminance; an alpha
-    channel is dropped.
-    """
-    image = tf.cast(image, tf.float32)
-    if channels is not None:
-        have = image.shape[-1]
-        if have == 4:
-            image, have = image[..., :3], 3
-        if channels == 3 and have == 1:
-            image = tf.image.grayscale_to_rgb(image)
-        elif channels == 1 and have == 3:
-            image = tf.image.rgb_to_grayscale(image)
-        elif have != channels:
-            raise DataError(f"cannot convert {have}-channel images to {channels} channels")
-    if image_size is not None:
-        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-        image = tf.image.resize(image, size, method="bilinear", antialias=True)
-    return tf.clip_by_value(image / 127.5 - 1.0, -1.0, 1.0)
+def _load_embedded(name, split, image_size, channels, with_labels):
+    if split != "train" and name in EMBEDDED:
+        raise DataError(
+            f"{_TITLES[name][1]} has a single split, 'train' (all its images), not {split!r}; "
+            "other splits need tensorflow-datasets (source='tfds')"
+        )
+    images, labels = load_arrays(name)
+    return from_arrays(
+        images, labels if with_labels else None, image_size=image_size, channels=channels
+    )
 
 
 # === tensorflow-datasets ===
 
 
 def network_reachable(timeout=3.0):
-    """True when tensorflow-datasets' storage host answers within `timeout` seconds."""
+    """True when tensorflow-datasets' storage host answers within `timeout` seconds.
+
+    Never probes when `KERASGAN_OFFLINE=1` (tests, CI): the answer is then False.
+    """
     if is_offline():
         return False
     try:
@@ -122,34 +284,138 @@ def tfds_data_dir(tfds_dir=None):
 
 
 def tfds_prepared(name, tfds_dir=None):
-    """True when dataset `name` is already downloaded and prepared in `tfds_dir`.
+    """True when tensorflow-datasets has `name` downloaded and prepared in `tfds_dir`.
 
-    Looks for the `dataset_info.json` that tensorflow-datasets writes when it finishes preparing
-    a dataset, without importing tensorflow-datasets (which takes many seconds).
+    Two looks. First at the files: a prepared dataset leaves a `dataset_info.json` in
+    `<tfds_dir>/<name>[/<config>]/<version>/`; without one the answer is no, and
+    tensorflow-datasets (a second or two to import) is never imported. If there is one,
+    `tfds.builder(name).is_prepared()` has the last word: it also checks that the files are of
+    the version this tensorflow-datasets reads. Neither look touches the network.
     """
-    folder = tfds_data_dir(tfds_dir) / name.split("/")[0]
-    return folder.is_dir() and any(folder.rglob("dataset_info.json"))
+    folder = tfds_data_dir(tfds_dir) / name.split(":")[0]  # "mnist:3.*.*" -> mnist/
+    if not folder.is_dir() or next(folder.rglob("dataset_info.json"), None) is None:
+        return False
+    try:
+        import tensorflow_datasets as tfds
+
+        return bool(tfds.builder(name, data_dir=tfds_dir).is_prepared())
+    except Exception:  # not installed, unknown name, unreadable files: nothing usable on disk
+        return False
 
 
-def load_tfds(name, split="train", tfds_dir=None, download=True, with_labels=False):
-    """Load `name` with tensorflow-datasets as uint8 images (and labels), unbatched."""
-    import tensorflow_datasets as tfds
+def tfds_plan(name, tfds_dir=None):
+    """How tensorflow-datasets can serve `name` right now, decided in seconds.
 
-    dataset = tfds.load(name, split=split, data_dir=tfds_dir, download=download, shuffle_files=False)
-
-    def pick(features):
-        return (features["image"], tf.cast(features["label"], tf.int32)) if with_labels else features["image"]
-
-    return dataset.map(pick, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def _use_tfds(name, tfds_dir):
-    """Decide quickly whether tensorflow-datasets can serve `name`; explain when it cannot."""
+    Returns:
+        `"prepared"` (on disk: read it, no network needed), `"download"` (not on disk, but the
+        network is reachable) or `None` (neither: `tfds.load` would retry for minutes).
+    """
     if tfds_prepared(name, tfds_dir):
-        return True, None
+        return "prepared"
     if network_reachable():
-        return True, None
-    return False, f"{name} is not downloaded and there is no network"
+        return "download"
+    return None
+
+
+def load_tfds(name, split="train", tfds_dir=None, *, download=True, with_labels=False):
+    """Load `name` with tensorflow-datasets as uint8 images (and int32 labels), unbatched.
+
+    `tfds.load(name, split=...)` does three things; they are done one at a time here so that the
+    features are checked before anything is downloaded:
+
+    1. `tfds.builder(name)` describes the dataset (versions, features, splits) without data.
+    2. `builder.download_and_prepare()` downloads it and writes TFRecord files, once.
+    3. `builder.as_dataset(split=...)` reads a split as a `tf.data.Dataset` of feature dicts,
+       e.g. `{"image": uint8 [H, W, C], "label": int64}`. Dicts rather than `as_supervised=True`
+       pairs, because not every image dataset defines supervised keys.
+
+    Args:
+        name: a tensorflow-datasets name, e.g. `"mnist"`, `"cifar10"`, `"cycle_gan/horse2zebra"`.
+        split: a split or split expression, e.g. `"train"`, `"train+test"`, `"train[:10%]"`.
+        tfds_dir: tensorflow-datasets' data folder (default: its own).
+        download: download and prepare the dataset if it is not on disk yet.
+        with_labels: yield `(image, label)` pairs from the `label` feature.
+
+    Returns:
+        A `tf.data.Dataset` of uint8 images `[H, W, C]` (or `(image, label)` pairs).
+
+    Raises:
+        DataError: tensorflow-datasets is missing, or has no such image dataset.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise DataError(
+            "tensorflow-datasets is not installed (pip install -r requirements.txt)"
+        ) from error
+    try:
+        builder = tfds.builder(name, data_dir=tfds_dir)
+    except tfds.core.registered.DatasetNotFoundError as error:  # its message lists ~1,000 names
+        raise DataError(
+            f"tensorflow-datasets has no dataset {name!r} "
+            "(catalogue: https://www.tensorflow.org/datasets/catalog/overview)"
+        ) from error
+    features = builder.info.features
+    for needed in ("image", "label") if with_labels else ("image",):
+        if needed not in features:
+            raise DataError(
+                f"the tensorflow-datasets dataset {name!r} has no {needed!r} feature "
+                f"(it has: {', '.join(features)})"
+            )
+    if download:
+        builder.download_and_prepare()
+    dataset = builder.as_dataset(split=split, shuffle_files=False)
+    if with_labels:
+        return dataset.map(
+            lambda example: (example["image"], tf.cast(example["label"], tf.int32)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.map(lambda example: example["image"], num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _short(error):
+    """An exception as one short line: `OSError: connection reset`."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _from_tfds(name, title, split, tfds_dir, with_labels):
+    """`(dataset, None, None)` from tensorflow-datasets, or `(None, why not, what to do)`."""
+    plan = tfds_plan(name, tfds_dir)
+    if plan is None:
+        offline = " (KERASGAN_OFFLINE=1)" if is_offline() else ""
+        return (
+            None,
+            f"{title} is not downloaded and there is no network{offline}",
+            "connect to the internet once so that tensorflow-datasets can download it into "
+            f"{tfds_data_dir(tfds_dir)}",
+        )
+    try:
+        dataset = load_tfds(
+            name, split, tfds_dir, download=plan == "download", with_labels=with_labels
+        )
+    except Exception as error:  # a download failing half-way, a corrupt cache, a bad split
+        if isinstance(error, DataError):
+            return None, str(error), "check the dataset name"
+        reason = f"tensorflow-datasets could not load {title} ({_short(error)})"
+        return None, reason, "check the network, the dataset name and the split, then try again"
+    return dataset, None, None
+
+
+# === Loading by name ===
+
+
+def _looks_like_folder(name):
+    """True when `name` means a folder: a path object, an existing path, or path-like text."""
+    if isinstance(name, os.PathLike):
+        return True
+    # "mnist" is the dataset, even if a folder ./mnist exists (write "./mnist" for that).
+    if not isinstance(name, str) or name in EMBEDDED:
+        return False
+    path = os.path.expanduser(name)
+    return os.path.exists(path) or os.path.isabs(path) or name.startswith((".", "~"))
 
 
 def load(
@@ -162,178 +428,285 @@ def load(
     with_labels=False,
     data_dir=None,
 ):
-    """Load a dataset of float32 images in `[-1, 1]` (and int32 labels).
+    """Load a dataset of float32 images in `[-1, 1]` (and int32 labels), unbatched.
 
     Args:
-        name: `"mnist"`, `"digits"` (embedded only), another tensorflow-datasets name with an
-            `image` feature (e.g. `"cifar10"`), or a folder of images.
-        split: the tensorflow-datasets split.
+        name: `"mnist"` (tensorflow-datasets, embedded fallback), `"digits"` (embedded only),
+            another tensorflow-datasets name with an `image` feature (`"cifar10"`,
+            `"oxford_flowers102"`, ...; no offline fallback), or a folder of images (see
+            `load_image_folder`; `source` does not apply, and `image_size`/`channels` default to
+            64 and 3 so that mixed images batch). Write `./mnist` for a folder named `mnist`.
+        split: the tensorflow-datasets split, e.g. `"train"` or `"train+test"`. Embedded copies
+            have one split, `"train"`.
         source: `"auto"`, `"tfds"` or `"embedded"` (see the module docstring).
-        image_size: resize to this size (int or `(height, width)`); default: native.
-        channels: convert to 1 or 3 channels; default: native.
-        with_labels: yield `(image, label)` pairs.
-        data_dir: tensorflow-datasets' data folder (default: its own, `~/tensorflow_datasets`).
+        image_size: int or `(height, width)` to resize to (bilinear, antialiased); default: native.
+        channels: 1 or 3 to convert to (grey <-> RGB, alpha dropped); default: native.
+        with_labels: yield `(image, label)` pairs, label an int32 class index.
+        data_dir: tensorflow-datasets' data folder (default: `$TFDS_DATA_DIR` or
+            `~/tensorflow_datasets`). The embedded files live in `data_dir()`.
 
     Returns:
-        An unbatched `tf.data.Dataset` with a known cardinality.
+        An unbatched `tf.data.Dataset` of float32 images `[H, W, C]` in `[-1, 1]`, or of
+        `(image, label)` pairs; its cardinality is known.
 
     Raises:
-        DataError: when the data cannot be had as asked (with what to do about it).
+        DataError: the data cannot be had as asked; the message says what to do about it.
+        ConfigError: `source`, `image_size` or `channels` is not a valid value.
 
     Example:
-        >>> images = load("mnist")                      # tfds online, embedded sample offline
+        >>> images = load("mnist")                       # tfds online, embedded sample offline
         >>> pairs = load("mnist", with_labels=True, image_size=32, channels=3)
+        >>> photos = load("~/Pictures/cats", image_size=64)  # a folder of your own
     """
-    if source not in ("auto", "tfds", "embedded"):
-        raise DataError(f"source must be auto, tfds or embedded, got {source!r}")
-    if os.path.isdir(str(name)):
+    if source not in SOURCES:
+        raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    size = _image_size(image_size)
+    _check_channels(channels)
+    if _looks_like_folder(name):
         return load_image_folder(
-            name, image_size=image_size or 64, channels=channels or 3, with_labels=with_labels
+            name, image_size=size or 64, channels=channels or 3, with_labels=with_labels
         )
-    tfds_name = TFDS_NAMES.get(name, name if name not in EMBEDDED else None)
+    if not isinstance(name, str):
+        raise ConfigError(f"name must be a dataset name or a folder, got {name!r}")
+
+    tfds_name = TFDS_NAMES.get(name) if name in EMBEDDED else name
     if source == "embedded" or (source == "auto" and tfds_name is None):
-        return _load_embedded(name, image_size, channels, with_labels)
+        return _load_embedded(name, split, size, channels, with_labels)
     if tfds_name is None:
-        raise DataError(f"{name!r} exists only embedded; use source='embedded' (--data embedded)")
-
-    usable, reason = _use_tfds(tfds_name, data_dir)
-    if usable:
-        try:
-            dataset = load_tfds(tfds_name, split, data_dir, with_labels=with_labels)
-            if with_labels:
-                dataset = dataset.map(lambda image, label: (adapt_image(image, image_size, channels), label))
-            else:
-                dataset = dataset.map(lambda image: adapt_image(image, image_size, channels))
-            return dataset
-        except Exception as error:  # a download that fails half-way, a corrupt cache
-            reason = f"tensorflow-datasets could not load {tfds_name} ({type(error).__name__}: {error})"
-    if source == "tfds" or name not in EMBEDDED:
         raise DataError(
-            f"{reason}; connect to the internet once to download it, or use --data embedded"
-            if name in EMBEDDED
-            else f"{reason}; connect to the internet once to download it"
+            f"{name!r} is embedded only (tensorflow-datasets has no such dataset); "
+            "use source='embedded' (CLI: --data embedded)"
         )
-    notice(f"{reason}; using {EMBEDDED[name][1]} from {data_dir_display(name)}")
-    return _load_embedded(name, image_size, channels, with_labels)
 
+    title = _TITLES[name][0] if name in _TITLES else name
+    dataset, reason, advice = _from_tfds(tfds_name, title, split, data_dir, with_labels)
+    if dataset is not None:
+        return map_images(dataset, lambda image: prepare_image(image, size, channels), with_labels)
 
-def data_dir_display(name):
-    return os.path.join("data", EMBEDDED[name][0])
-
-
-def _load_embedded(name, image_size, channels, with_labels):
-    images, labels = load_arrays(name)
-    return from_arrays(images, labels if with_labels else None, image_size, channels)
+    # tensorflow-datasets cannot serve it: fall back to the embedded copy, or say what to do.
+    if source == "tfds" or name not in EMBEDDED:
+        if name in EMBEDDED:
+            advice += f", or use {_TITLES[name][1]} with source='embedded' (CLI: --data embedded)"
+        else:
+            advice += ", or pass a folder of images"
+        raise DataError(f"{reason}; {advice}")
+    copy = _TITLES[name][1]
+    if split != "train":
+        raise DataError(f"{reason}, and {copy} has only the 'train' split, not {split!r}")
+    dataset = _load_embedded(name, split, size, channels, with_labels)
+    notice(f"{reason}; using {copy} from {_display(_embedded_path(name))}")
+    return dataset
 
 
 # === Folders of images ===
 
 
+def _folder(path):
+    """`path` (str or path object, `~` allowed) as an absolute `Path`, for clear messages."""
+    return Path(os.path.expanduser(os.fspath(path))).absolute()
+
+
+def _is_hidden(path, root):
+    return any(part.startswith(".") for part in path.relative_to(root).parts)
+
+
 def list_images(path):
-    """Image files under `path` (recursively, sorted), with clear errors for empty or missing."""
-    root = Path(path)
+    """The image files under `path`: recursive, sorted, hidden files and folders left out.
+
+    Raises:
+        DataError: when `path` is missing, is not a folder, or holds no image files.
+    """
+    root = _folder(path)
     if not root.exists():
-        raise DataError(f"image folder {path} does not exist")
+        raise DataError(f"the image folder {root} does not exist")
     if not root.is_dir():
-        raise DataError(f"{path} is not a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+        raise DataError(f"{root} is a file, not a folder of images")
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file() and not _is_hidden(p, root)
+    )
     if not files:
-        raise DataError(f"no images in {path} (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        raise DataError(
+            f"no image files in {root} (looked for {', '.join(IMAGE_EXTENSIONS)}, in sub-folders too)"
+        )
     return files
 
 
-def readable_images(files):
-    """The files PIL can open and verify; one notice line for the rest."""
+def _decodable(file):
+    """True when Pillow can verify `file` and TensorFlow can decode its format."""
     from PIL import Image
 
-    good, bad = [], []
+    try:
+        with Image.open(file) as image:
+            form, mode = image.format, image.mode
+            image.verify()  # checks structure (and PNG checksums) without decoding every pixel
+    except Exception:
+        return False
+    return form in _DECODABLE_FORMATS and (form != "BMP" or mode in _DECODABLE_BMP_MODES)
+
+
+def readable_images(files, root=None):
+    """The files that can be read; ONE notice line about the others.
+
+    A folder of photos gathered from the web nearly always holds a few broken files. Finding
+    them here costs a quick check per file; finding them mid-training costs a crashed run.
+
+    Args:
+        files: image file paths.
+        root: the folder to name files relative to in the notice.
+
+    Returns:
+        The readable files, in order.
+
+    Raises:
+        DataError: when none of them can be read.
+    """
+    readable, unreadable = [], []
     for file in files:
-        try:
-            with Image.open(file) as image:
-                image.verify()
-            good.append(file)
-        except Exception:
-            bad.append(file)
-    if bad:
-        shown = ", ".join(p.name for p in bad[:3]) + (", ..." if len(bad) > 3 else "")
-        notice(f"skipping {len(bad)} unreadable image file(s): {shown}")
-    if not good:
-        raise DataError(f"none of the {len(files)} image files could be read (e.g. {files[0]})")
-    return good
+        (readable if _decodable(file) else unreadable).append(file)
+    if not readable:
+        raise DataError(
+            f"none of the {len(files)} image files in {root or Path(files[0]).parent} can be read "
+            f"(corrupt, or a format TensorFlow cannot decode), e.g. {files[0]}"
+        )
+    if unreadable:
+        names = [str(Path(p).relative_to(root)) if root else Path(p).name for p in unreadable[:3]]
+        more = ", ..." if len(unreadable) > 3 else ""
+        notice(
+            f"skipping {len(unreadable)} of {len(files)} image files that cannot be read "
+            f"(corrupt, or a format TensorFlow cannot decode): {', '.join(names)}{more}"
+        )
+    return readable
 
 
 def load_image_folder(path, *, image_size=64, channels=3, with_labels=False):
-    """A folder of images as a dataset of `[-1, 1]` float images (and labels).
+    """A folder of images as a dataset of float32 images in `[-1, 1]` (and int32 labels).
+
+    Every `.png`, `.jpg`, `.jpeg`, `.bmp`, `.gif` (first frame) or `.webp` file under `path` is
+    used, in sub-folders too, in sorted order; files that cannot be read are skipped with one
+    notice line. Images are decoded by `tf.io.decode_image` inside the `tf.data` pipeline, so
+    only file names are held in memory.
 
     Args:
-        path: the folder (searched recursively for .png, .jpg, .jpeg, .bmp, .gif, .webp).
-        image_size: every image is resized to this size (int or `(height, width)`).
-        channels: 1 or 3.
-        with_labels: label each image with the index of its immediate sub-folder (sorted), as in
-            `class_a/*.png, class_b/*.png`.
+        path: the folder.
+        image_size: int or `(height, width)`: every image is resized to it (bilinear,
+            antialiased; the aspect ratio is not kept). None keeps native sizes, which batch
+            only if all images have the same size.
+        channels: 1 (grey) or 3 (RGB); alpha is dropped.
+        with_labels: label each image with the index of its class folder, the immediate
+            sub-folder of `path` it sits in, in sorted order (`cats/` = 0, `dogs/` = 1, ...), as
+            `keras.utils.image_dataset_from_directory` does. The dataset's `class_names`
+            attribute lists them.
+
+    Returns:
+        An unbatched `tf.data.Dataset` of images `[height, width, channels]`, or of
+        `(image, label)` pairs.
 
     Raises:
-        DataError: missing folder, no images, no readable images, or unlabelled images with
-            `with_labels=True`.
+        DataError: the folder is missing or holds no readable images, or (with labels) holds
+            images outside class sub-folders.
+
+    Example:
+        >>> photos = load_image_folder("data/photos", image_size=128)
+        >>> pets = load_image_folder("pets", with_labels=True)   # pets/cats/*.jpg, pets/dogs/*.jpg
+        >>> pets.class_names
+        ['cats', 'dogs']
     """
-    files = readable_images(list_images(path))
-    paths = [str(p) for p in files]
-    elements = paths
+    size = _image_size(image_size)
+    _check_channels(channels, allow_none=False)
+    root = _folder(path)
+    files = list_images(root)
     if with_labels:
-        root = Path(path)
+        # Classes come from every listed file, before unreadable ones are dropped, so that a
+        # class whose files are all broken does not shift the labels of the classes after it.
         loose = [p for p in files if p.parent == root]
         if loose:
             raise DataError(
-                f"{path} has images outside class sub-folders (e.g. {loose[0].name}); labels come "
-                "from sub-folder names"
+                f"{root} has images directly in it (e.g. {loose[0].name}); with labels, put each "
+                "class's images in its own sub-folder (e.g. cats/, dogs/)"
             )
-        classes = sorted({p.relative_to(root).parts[0] for p in files})
-        labels = np.array([classes.index(p.relative_to(root).parts[0]) for p in files], "int32")
-        elements = (paths, labels)
+        class_names = sorted({p.relative_to(root).parts[0] for p in files})
+        label_of = {p: class_names.index(p.relative_to(root).parts[0]) for p in files}
+    files = readable_images(files, root)
 
-    def read(file, *label):
+    def read(file):
         image = tf.io.decode_image(tf.io.read_file(file), channels=0, expand_animations=False)
-        image.set_shape([None, None, None])
-        image = tf.cond(
-            tf.shape(image)[-1] == 4, lambda: image[..., :3], lambda: image
-        )
-        if channels == 3:
-            image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.image.grayscale_to_rgb(image), lambda: image)
-        else:
-            image = tf.cond(tf.shape(image)[-1] == 3, lambda: tf.cast(tf.image.rgb_to_grayscale(image), image.dtype), lambda: image)
-        image = tf.ensure_shape(image, [None, None, channels])
-        image = adapt_image(image, image_size)
-        return (image, *label) if label else image
+        return prepare_image(image, size, channels)
 
-    dataset = tf.data.Dataset.from_tensor_slices(elements)
-    return dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    paths = [str(p) for p in files]
+    if not with_labels:
+        return map_images(tf.data.Dataset.from_tensor_slices(paths), read)
+    labels = np.array([label_of[p] for p in files], np.int32)
+    dataset = map_images(tf.data.Dataset.from_tensor_slices((paths, labels)), read, True)
+    dataset.class_names = class_names  # as keras.utils.image_dataset_from_directory does
+    return dataset
 
 
 # === Training pipelines ===
 
 
-def training_pipeline(dataset, batch_size, *, shuffle=True, seed=None, cache=True, drop_remainder=True):
+def training_pipeline(
+    dataset, batch_size, *, shuffle=True, seed=None, cache=True, drop_remainder=True
+):
     """Cache, shuffle, batch and prefetch a dataset for `fit`.
+
+    The order matters: caching first keeps decoded images in memory, so decoding and resizing
+    happen once, not every epoch; shuffling after the cache gives a new order every epoch;
+    prefetching last lets the CPU prepare the next batch while the model trains on this one.
+
+    Args:
+        dataset: an unbatched dataset, e.g. from `load`.
+        batch_size: images per batch.
+        shuffle: shuffle (buffer: the whole dataset, at most 10,000 elements), reshuffled
+            every epoch.
+        seed: the shuffle seed, for repeatable runs.
+        cache: keep the prepared elements in memory after the first epoch.
+        drop_remainder: drop the last, smaller batch (GAN losses and batch statistics assume
+            full batches).
+
+    Returns:
+        A batched, prefetched `tf.data.Dataset`.
 
     Raises:
         DataError: when the dataset holds fewer elements than one batch.
+
+    Example:
+        >>> batches = training_pipeline(load("mnist"), batch_size=64, seed=0)
+        >>> gan.fit(batches, epochs=20)
     """
-    count = int(dataset.cardinality())
-    if count >= 0 and count < batch_size and drop_remainder:
-        raise DataError(f"the dataset has {count} images, fewer than one batch of {batch_size}")
-    if cache:
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    count = int(dataset.cardinality())  # -1: infinite, -2: unknown
+    if count == 0 or (0 <= count < batch_size and drop_remainder):
+        raise DataError(
+            f"the dataset has {count:,} images, fewer than one batch of {batch_size}; "
+            "use a smaller batch size or more images"
+        )
+    if cache and count != tf.data.INFINITE_CARDINALITY:
         dataset = dataset.cache()
     if shuffle:
-        buffer = count if 0 < count <= 10_000 else 10_000
+        buffer = min(count, 10_000) if count > 0 else 10_000
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
 def describe(dataset):
-    """e.g. `"5,000 images of 28x28x1"` (or `"images of 28x28x1"` when the count is unknown)."""
+    """A one-line summary of a dataset of images, for logs and the CLI.
+
+    Returns:
+        e.g. `"5,000 images of 28x28x1"`, `"1,797 images of 8x8x1 with labels"`, or
+        `"images of 64x64x3"` when the count is unknown.
+    """
     spec = dataset.element_spec
     image = spec[0] if isinstance(spec, tuple) else spec
-    shape = "x".join(str(d) for d in image.shape)
+    shape = "x".join("?" if d is None else str(d) for d in image.shape)
     count = int(dataset.cardinality())
     labelled = " with labels" if isinstance(spec, tuple) else ""
-    return f"{count:,} images of {shape}{labelled}" if count >= 0 else f"images of {shape}{labelled}"
+    return (
+        f"{count:,} images of {shape}{labelled}" if count >= 0 else f"images of {shape}{labelled}"
+    )
