@@ -241,3 +241,153 @@ class LivePlot(keras.callbacks.Callback):
         clear_output(wait=True)
         display(figure)
         plt.close(figure)
+
+
+# === Diagnostics ===
+
+
+def mean_pairwise_distance(samples):
+    """Mean Euclidean distance between every pair of distinct rows of `samples` `[n, ...]`."""
+    flat = np.asarray(samples, "float64").reshape(len(samples), -1)
+    squared = np.sum(flat**2, axis=1)
+    distances = np.sqrt(np.maximum(squared[:, None] + squared[None] - 2 * flat @ flat.T, 0.0))
+    n = len(flat)
+    return float(distances.sum() / max(n * (n - 1), 1))
+
+
+def checkerboard_score(images):
+    """How much a batch of images alternates with period 2 (the transposed-convolution
+    checkerboard, Odena et al., 2016).
+
+    The pixels split into four phases by the parity of (row, column); the score is the standard
+    deviation of the four phase means over the standard deviation of all pixels: 1 for a perfect
+    checkerboard, 0 when the phases agree (a constant or smooth image).
+
+    Args:
+        images: `[n, H, W, C]` (or `[H, W]`, `[H, W, C]`).
+
+    Returns:
+        A float in `[0, 1]`.
+    """
+    x = np.asarray(images, "float64")
+    if x.ndim == 2:
+        x = x[..., None]
+    if x.ndim == 3:
+        x = x[None]
+    phases = [x[:, i::2, j::2].mean() for i in (0, 1) for j in (0, 1)]
+    spread = x.std()
+    return float(np.std(phases) / spread) if spread > 1e-12 else 0.0
+
+
+class GANDiagnostics(keras.callbacks.Callback):
+    """Log a GAN's vital signs every epoch and warn once when training goes wrong.
+
+    Added to `logs` after every epoch (so `History`, `CSVLogger` and `TensorBoard` placed *after*
+    this callback record them):
+
+    * `grad_norm_d`, `grad_norm_g`: global gradient norms of D's and G's losses on one fixed
+      batch (the model's own `discriminator_loss` / `generator_loss`, networks in inference
+      mode so that measuring changes no batch-norm statistics). A G norm falling towards 0
+      while D wins is the vanishing gradient of the minimax loss; norms that explode precede
+      divergence.
+    * `diversity`: the mean pairwise distance between G's samples for fixed latents, divided by
+      the same on the real batch. About 1 when the samples spread like the data; near 0 when
+      every latent gives (almost) the same sample, i.e. mode collapse. It sees collapse onto
+      one or a few samples, not a subtle loss of modes: for that, count modes (toy data) or
+      use FID/precision-recall (`kerasgan.evaluation`).
+
+    Printed once per run and condition (one `kerasgan:` line each, via `utils.notice`):
+
+    * D wins outright: `d_real > 0.95` and `d_fake < 0.05` for `patience` epochs in a row;
+    * diversity collapses: `diversity < diversity_threshold` for `patience` epochs in a row.
+
+    Args:
+        batch: one dataset element (images, or `(images, labels)` for conditional models),
+            at least 2 examples; a few dozen is plenty.
+        latent: fixed latent vectors for G (default: one per real example, from `seed`).
+        patience: epochs a condition must hold before the warning.
+        diversity_threshold: the collapse threshold of `diversity`.
+        seed: seed of the default latents.
+        verbose: print the warnings (they are always recorded in `warnings`).
+
+    Attributes:
+        warnings: the conditions warned about so far, e.g. `["discriminator_wins"]`.
+
+    Example:
+        >>> diagnostics = GANDiagnostics(next(iter(dataset)))
+        >>> gan.fit(dataset, epochs=10, callbacks=[diagnostics])
+        >>> history.history["grad_norm_g"], history.history["diversity"]
+    """
+
+    def __init__(self, batch, latent=None, patience=3, diversity_threshold=0.1, seed=0,
+                 verbose=True):
+        super().__init__()
+        self.batch = batch
+        self.latent = None if latent is None else np.asarray(latent, "float32")
+        self.patience = int(patience)
+        self.diversity_threshold = float(diversity_threshold)
+        self.seed = seed
+        self.verbose = verbose
+        self.warnings = []
+        self._streaks = {}
+        self._real_spread = None
+
+    def on_train_begin(self, logs=None):
+        real, condition = self.model.unpack_batch(self.batch)
+        self._real = tf.convert_to_tensor(real)
+        self._condition = condition
+        if self.latent is None:
+            self.latent = self.model.latent_batch(len(real), self.model.latent_dim, self.seed)
+        self._real_spread = mean_pairwise_distance(keras.ops.convert_to_numpy(real))
+
+    def gradient_norms(self):
+        """`(D's, G's)` global gradient norms on the fixed batch."""
+        model, latent = self.model, tf.constant(self.latent)
+        fake = model.generator(model.generator_inputs(latent, self._condition), training=False)
+        with tf.GradientTape() as tape:
+            d_loss, _ = model.discriminator_loss(self._real, fake, self._condition, training=False)
+        d_norm = _global_norm(tape.gradient(d_loss, model.discriminator.trainable_variables))
+        with tf.GradientTape() as tape:
+            g_loss, _ = model.generator_loss(latent, self._condition, training=False)
+        g_norm = _global_norm(tape.gradient(g_loss, model.generator.trainable_variables))
+        return d_norm, g_norm
+
+    def diversity(self):
+        """Mean pairwise distance of G's samples over that of the real batch (see above)."""
+        fake = self.model.generate_from_latent(self.latent, condition=self._condition)
+        return mean_pairwise_distance(fake) / max(self._real_spread, 1e-12)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        d_norm, g_norm = self.gradient_norms()
+        logs.update(grad_norm_d=d_norm, grad_norm_g=g_norm, diversity=self.diversity())
+        d_real, d_fake = logs.get("d_real"), logs.get("d_fake")
+        self._watch(
+            "discriminator_wins",
+            d_real is not None and d_fake is not None
+            and float(d_real) > 0.95 and float(d_fake) < 0.05,
+            f"the discriminator wins outright (D(x) > 0.95, D(G(z)) < 0.05 for {self.patience} "
+            "epochs): G gets little signal. Try a lower D learning rate, the non-saturating "
+            "loss, label smoothing or a penalty (R1, gradient penalty).",
+        )
+        self._watch(
+            "mode_collapse",
+            logs["diversity"] < self.diversity_threshold,
+            f"sample diversity collapsed ({logs['diversity']:.3f} < {self.diversity_threshold} "
+            f"for {self.patience} epochs): G maps different z to nearly the same sample. "
+            "Try lower learning rates, a smaller beta_1, or minibatch features.",
+        )
+
+    def _watch(self, name, holds, message):
+        self._streaks[name] = self._streaks.get(name, 0) + 1 if holds else 0
+        if self._streaks[name] >= self.patience and name not in self.warnings:
+            self.warnings.append(name)
+            if self.verbose:
+                notice(message)
+
+
+def _global_norm(gradients):
+    gradients = [g for g in gradients if g is not None]
+    if not gradients:
+        return 0.0
+    return float(tf.linalg.global_norm([tf.cast(g, tf.float32) for g in gradients]).numpy())

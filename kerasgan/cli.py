@@ -228,9 +228,158 @@ def run_sample(args):
     return 0
 
 
+# === course ===
+
+
+def add_course(subparsers):
+    parser = subparsers.add_parser(
+        "course", help="tools for teachers: learner versions of the notebooks",
+        description="Tools for teachers who run the course (see docs/instructor.md).",
+    )
+    actions = parser.add_subparsers(
+        title="actions", dest="course_action", metavar="ACTION", parser_class=_Parser,
+        required=True,
+    )
+    student = actions.add_parser(
+        "student-notebooks",
+        help="write learner versions of all notebooks, solutions cleared (nbgrader)",
+        description=(
+            "Write every notebook with its exercise solutions replaced by "
+            "`raise NotImplementedError()` (nbgrader's ClearSolutions) and outputs removed."
+        ),
+    )
+    student.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (must be new, "
+                         "or written by an earlier run of this command)")
+    student.add_argument("--notebooks", default=None, metavar="DIR",
+                         help="the teacher's notebooks (default: ./notebooks)")
+    parser.set_defaults(handler=run_course)
+
+
+def run_course(args):
+    from kerasgan.student import write_student_notebooks
+
+    written = write_student_notebooks(args.out_dir, args.notebooks or "notebooks")
+    print(f"wrote {len(written)} student notebooks to {args.out_dir}")
+    return 0
+
+
+# === mix ===
+
+
+def add_mix(subparsers):
+    parser = subparsers.add_parser(
+        "mix",
+        help="draw a style-mixing grid from an exported StyleGAN",
+        description="Draw a style-mixing grid from a StyleGAN export's 'mix' signature: the top "
+        "row shows the column sources, the left column the row sources, and cell (i, j) takes "
+        "the first CROSSOVER styles (coarse: layout, shape) from row i and the rest (fine: "
+        "colour, texture) from column j.",
+    )
+    parser.add_argument("model_dir", help="a StyleGAN export, e.g. saved_models/stylegan")
+    parser.add_argument("--rows", type=positive_int, default=4, help="row sources (default: 4)")
+    parser.add_argument("--cols", type=positive_int, default=4, help="column sources (default: 4)")
+    parser.add_argument(
+        "--crossover", type=int, default=4,
+        help="styles taken from the row source, 0 to the model's style count; 4 gives the rows "
+        "the 4x4 and 8x8 blocks (default: 4)",
+    )
+    parser.add_argument(
+        "--truncation", type=float, default=1.0,
+        help="truncation psi of every source (1: none, 0.7 typical; default: 1.0)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
+    parser.add_argument("--out", default="mix.png", help="PNG file to write (default: mix.png)")
+    parser.add_argument("--scale", type=positive_int, default=2, help="pixel enlargement of the PNG (default: 2)")
+    parser.set_defaults(handler=run_mix)
+
+
+def run_mix(args):
+    import numpy as np
+    import tensorflow as tf
+
+    from kerasgan import export, plotting
+    from kerasgan.errors import ConfigError
+
+    if not args.out.lower().endswith(".png"):
+        raise ConfigError(f"--out must be a .png file, got {args.out}")
+    out_parent = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(out_parent):
+        raise ConfigError(f"the folder of --out does not exist: {out_parent}")
+    loaded = export.resolve_saved_model(args.model_dir)
+    function, specs = export.load_serving_signature(loaded, "mix")
+    latent_dim = specs["latent_rows"].shape[-1]
+    rng = np.random.default_rng(args.seed)
+    rows = rng.standard_normal((args.rows, latent_dim)).astype("float32")
+    cols = rng.standard_normal((args.cols, latent_dim)).astype("float32")
+    try:
+        outputs = function(
+            latent_rows=tf.constant(rows), latent_cols=tf.constant(cols),
+            crossover=tf.constant(args.crossover, tf.int32),
+            truncation_psi=tf.constant(args.truncation, tf.float32),
+        )
+    except Exception as error:  # the graph's own checks (crossover, psi range) speak here
+        message = getattr(error, "message", str(error)).strip().splitlines()[0]
+        raise ConfigError(f"the model rejected the request: {message}") from None
+    grid = outputs["images"].numpy()  # [rows, cols, H, W, C]
+    blank = np.full_like(grid[0, :1], 255)
+    tiles = [blank, outputs["col_images"].numpy()]
+    for row in range(args.rows):
+        tiles += [outputs["row_images"].numpy()[row : row + 1], grid[row]]
+    image = plotting.image_grid(np.concatenate(tiles), cols=args.cols + 1)
+    plotting.save_image(image, args.out, scale=args.scale)
+    print(
+        f"wrote a {args.rows}x{args.cols} style-mixing grid from {loaded} to {args.out} "
+        f"(the first {args.crossover} styles from the rows, the rest from the columns)"
+    )
+    return 0
+
+
+# === export and serving ===
+
+
+def add_export(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export a run folder's latest checkpoint as a TF Serving SavedModel",
+        description="Export the latest checkpoint of a run folder to EXPORT_DIR/NAME/<next version>/.",
+    )
+    parser.add_argument("run_dir", help="a run folder, e.g. runs/dcgan")
+    parser.add_argument("--name", help="the model's folder name (default: the model, e.g. dcgan)")
+    parser.add_argument("--export-dir", default="saved_models", help="TF Serving model base folder (default: saved_models)")
+    parser.set_defaults(handler=run_export)
+
+
+def run_export(args):
+    from kerasgan import training
+
+    path = training.export_run(args.run_dir, args.export_dir, args.name)
+    print(f"exported {args.run_dir} to {path}")
+    return 0
+
+
+def add_models_config(subparsers):
+    parser = subparsers.add_parser(
+        "models-config",
+        help="write a TF Serving models.config serving every model in an export folder",
+        description="Write a --model_config_file for TF Serving listing every exported model.",
+    )
+    parser.add_argument("export_dir", nargs="?", default="saved_models", help="the export folder (default: saved_models)")
+    parser.add_argument("--base", default="/models", help="where the export folder is mounted in the server (default: /models)")
+    parser.add_argument("--out", help="file to write (default: EXPORT_DIR/models.config)")
+    parser.set_defaults(handler=run_models_config)
+
+
+def run_models_config(args):
+    from kerasgan import serving
+
+    path = serving.write_models_config(args.export_dir, args.out, args.base)
+    print(f"wrote {path}")
+    return 0
+
+
 # === main ===
 
-COMMANDS = (add_train, add_sample)
+COMMANDS = (add_train, add_sample, add_export, add_models_config, add_course, add_mix)
 
 
 def build_parser():

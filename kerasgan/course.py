@@ -214,3 +214,47 @@ register(Exercise(
     "spherical interpolation between two latent vectors",
     _slerp_reference, _slerp_cases, atol=1e-4,
 ))
+
+
+# === 11 · Troubleshooting ===
+
+
+def _pairwise_cases(rng):
+    return [
+        (rng.normal(size=(6, 2)).astype("float32"),),
+        (rng.uniform(-1, 1, (4, 5, 5, 1)).astype("float32"),),  # images: flatten first
+        (np.ones((5, 3), "float32"),),  # a collapsed generator: every sample the same
+        (np.array([[0.0, 0.0], [3.0, 4.0]], "float32"),),
+    ]
+
+
+def _checkerboard_cases(rng):
+    board = np.indices((6, 6)).sum(axis=0) % 2
+    return [
+        (rng.normal(size=(2, 8, 8, 1)).astype("float32"),),
+        (np.broadcast_to(board[None, :, :, None], (2, 6, 6, 3)).astype("float32"),),
+        (np.full((1, 4, 4, 1), 0.5, "float32"),),  # constant: no spread at all
+        (np.repeat(np.linspace(-1, 1, 8, dtype="float32")[None, :, None, None], 8, axis=2),),
+    ]
+
+
+def _callbacks_reference(name):
+    def solution(samples):
+        from kerasgan import callbacks
+
+        return np.float64(getattr(callbacks, name)(samples))
+
+    solution.__name__ = name
+    return solution
+
+
+register(Exercise(
+    "11.mean_pairwise_distance", "11_troubleshooting_gans.ipynb",
+    "mean Euclidean distance between all pairs of distinct samples (the diversity score)",
+    _callbacks_reference("mean_pairwise_distance"), _pairwise_cases, atol=1e-4,
+))
+register(Exercise(
+    "11.checkerboard_score", "11_troubleshooting_gans.ipynb",
+    "std of the four (row, column)-parity phase means over the std of all pixels",
+    _callbacks_reference("checkerboard_score"), _checkerboard_cases, atol=1e-4,
+))

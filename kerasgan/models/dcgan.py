@@ -58,7 +58,10 @@ def upsampling_plan(image_size):
 # === Generator ===
 
 
-def build_generator(latent_dim=100, image_size=28, channels=1, width=128, name="generator"):
+def build_generator(
+    latent_dim=100, image_size=28, channels=1, width=128, name="generator",
+    kernel_size=4, upsampling="transposed",
+):
     """The DCGAN generator: z -> dense -> [BN, ReLU, transposed conv x2 upsampling]* -> tanh.
 
     Args:
@@ -67,12 +70,28 @@ def build_generator(latent_dim=100, image_size=28, channels=1, width=128, name="
         channels: output channels (1 for MNIST, 3 for colour).
         width: filters at the coarsest resolution; halved at every upsampling (at least 16).
         name: the model's name.
+        kernel_size: kernel of every upsampling convolution. With `"transposed"`, a size not
+            divisible by 2 (e.g. 3) overlaps unevenly and draws checkerboards (notebook 11).
+        upsampling: `"transposed"` (strided transposed convolutions, the paper's) or
+            `"resize"` (nearest-neighbour 2x resize, then a convolution: checkerboard-free by
+            construction, Odena et al., 2016).
 
     Returns:
         A functional `keras.Model` with input `latent` `[batch, latent_dim]` and output
         `[batch, image_size, image_size, channels]` in `[-1, 1]` (float32 under any policy).
     """
+    if upsampling not in ("transposed", "resize"):
+        raise ConfigError(f"upsampling must be 'transposed' or 'resize', got {upsampling!r}")
     base, steps = upsampling_plan(image_size)
+
+    def upsample(x, filters, name, **kwargs):
+        if upsampling == "resize":
+            x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
+            return layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)(x)
+        return layers.Conv2DTranspose(
+            filters, kernel_size, strides=2, padding="same", name=name, **kwargs
+        )(x)
+
     latent = keras.Input((latent_dim,), name="latent")
     x = layers.Dense(base * base * width, use_bias=False, name="project")(latent)
     x = layers.BatchNormalization(name="project_bn")(x)
@@ -81,12 +100,10 @@ def build_generator(latent_dim=100, image_size=28, channels=1, width=128, name="
     filters = width
     for step in range(steps - 1):
         filters = max(filters // 2, 16)
-        x = layers.Conv2DTranspose(
-            filters, 4, strides=2, padding="same", use_bias=False, name=f"up{step}"
-        )(x)
+        x = upsample(x, filters, f"up{step}", use_bias=False)
         x = layers.BatchNormalization(name=f"up{step}_bn")(x)
         x = layers.ReLU(name=f"up{step}_relu")(x)
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", name="to_image")(x)
+    x = upsample(x, channels, "to_image")
     # The output layer computes in float32: tanh saturates and bfloat16's 8-bit mantissa
     # would quantise the image.
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
