@@ -49,9 +49,8 @@ def image_grid(images, cols=None, padding=2, pad_value=255):
     return grid
 
 
-def save_image(image, path, scale=1):
-    """Save a uint8 image (`[H, W, 1|3]`) as PNG atomically, optionally enlarged `scale` times
-    with nearest-neighbour so small digits stay crisp."""
+def _to_picture(image, scale=1):
+    """A PIL image of a `[H, W, 1|3]` array, enlarged `scale` times with nearest-neighbour."""
     from PIL import Image
 
     image = to_uint8(image)
@@ -59,29 +58,21 @@ def save_image(image, path, scale=1):
         image = image[..., 0]
     picture = Image.fromarray(image)
     if scale > 1:
-        picture = picture.resize(
-            (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
-        )
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    return picture
+
+
+def save_image(image, path, scale=1):
+    """Save a uint8 image (`[H, W, 1|3]`) as PNG atomically, optionally enlarged `scale` times
+    with nearest-neighbour so small digits stay crisp."""
     with atomic_path(path) as tmp:
-        picture.save(tmp, format="PNG")
+        _to_picture(image, scale).save(tmp, format="PNG")
     return path
 
 
 def save_gif(frames, path, duration_ms=200, scale=1):
     """Save uint8 frames as a looping GIF, atomically (the last frame is held longer)."""
-    from PIL import Image
-
-    pictures = []
-    for frame in frames:
-        frame = to_uint8(frame)
-        if frame.ndim == 3 and frame.shape[-1] == 1:
-            frame = frame[..., 0]
-        picture = Image.fromarray(frame)
-        if scale > 1:
-            picture = picture.resize(
-                (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
-            )
-        pictures.append(picture)
+    pictures = [_to_picture(frame, scale) for frame in frames]
     durations = [duration_ms] * (len(pictures) - 1) + [duration_ms * 5]
     with atomic_path(path) as tmp:
         pictures[0].save(
