@@ -264,7 +264,7 @@ class GAN(keras.Model):
     def update_generator_ema(self):
         """`w_ema <- decay * w_ema + (1 - decay) * w` for G's trainable weights; G's other state
         (batch-norm moving statistics) is copied, as it is already an average."""
-        decay = self.ema_decay
+        decay = self.current_ema_decay()
         pairs = list(zip(self.generator_ema.weights, self.generator.weights))
 
         def update(average, weight, trainable):
@@ -273,17 +273,24 @@ class GAN(keras.Model):
 
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
-            # Mirrored variables may only be assigned from the cross-replica context.
+            # Mirrored variables may only be assigned from the cross-replica context, through
+            # TensorFlow's distributed variables (`.value`), not Keras's wrappers.
             def cross_replica(strategy):
                 for average, weight in pairs:
                     strategy.extended.update(
-                        average, lambda a, w, t=weight.trainable: update(a, w, t), args=(weight,)
+                        average.value,
+                        lambda a, w, t=weight.trainable: update(a, w, t),
+                        args=(weight.value,),
                     )
 
             context.merge_call(cross_replica)
         else:
             for average, weight in pairs:
                 update(average, weight, weight.trainable)
+
+    def current_ema_decay(self):
+        """The decay of this step's EMA update: `ema_decay` (subclasses may warm it up)."""
+        return self.ema_decay
 
     @property
     def sampling_generator(self):
