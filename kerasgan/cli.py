@@ -377,9 +377,349 @@ def run_models_config(args):
     return 0
 
 
+# === evaluate ===
+
+
+def add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score an exported generator: FID, KID, IS, precision and recall",
+        description="Generate N images from a SavedModel export (exactly as TF Serving would) and "
+        "compare them with N real images in a feature extractor's space. Class-conditional "
+        "models get labels spread evenly over their classes. Figures depend on N and on the "
+        "extractor: report both with them.",
+    )
+    parser.add_argument("model_dir", help="an export folder, e.g. saved_models/dcgan or saved_models/dcgan/3")
+    parser.add_argument(
+        "--data", default="auto",
+        help="the real images: auto (tensorflow-datasets, or the embedded copy offline), tfds, "
+        "embedded, or an image folder (default: auto)",
+    )
+    parser.add_argument(
+        "--dataset",
+        help="the dataset the model learned (default: the export's training recipe's, else mnist)",
+    )
+    parser.add_argument("--n", type=int, default=2000, help="images per side (default: 2000)")
+    parser.add_argument(
+        "--extractor", default="mnist_judge",
+        help="feature space: mnist_judge (offline digit classifier, fast) or inception "
+        "(InceptionV3, ImageNet weights; downloaded once) (default: mnist_judge)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latents and the real subset (default: 0)")
+    parser.add_argument("--batch-size", type=positive_int, default=250, help="images per request to the model (default: 250)")
+    parser.set_defaults(handler=run_evaluate)
+
+
+def _export_dataset(model_dir):
+    """The dataset an export's model was trained on, from its run folder (None if unknown)."""
+    import json
+
+    from kerasgan import export, recipes
+
+    run_dir = export.read_metadata(model_dir).get("run_dir")
+    description = os.path.join(run_dir, "model.json") if run_dir else None
+    if not description or not os.path.isfile(description):
+        return None
+    with open(description) as handle:
+        model = json.load(handle).get("model")
+    try:
+        return recipes.get_recipe(model).dataset
+    except Exception:  # a model this installation does not know, or that fails to import
+        return None
+
+
+def generated_images(function, specs, n, seed, num_classes=None, batch_size=250):
+    """`n` uint8 images from a sampling signature, requested `batch_size` at a time.
+
+    The request is built by `sample_inputs` (seeded latents; for class-conditional models
+    every class equally often, up to one image, in a seeded random order).
+
+    Args:
+        function: the signature, e.g. from `export.load_serving_signature`.
+        specs: its input specs (`latent`, and `labels`/`truncation` when it takes them).
+        n: number of images.
+        seed: seed of the latents and of the order.
+        num_classes: the classes of a class-conditional model (default 10).
+        batch_size: images per request.
+
+    Returns:
+        uint8 NumPy array `[n, H, W, C]`.
+    """
+    import numpy as np
+
+    from kerasgan.errors import ConfigError
+
+    classes = (num_classes or 10) if "labels" in specs else 1
+    request = argparse.Namespace(n=-(-n // classes) * classes, labels=None, truncation=None,
+                                 seed=seed, cols=None)
+    inputs = sample_inputs(specs, request, num_classes)
+    # sample_inputs lists the classes in blocks; taking them round-robin keeps the first n even
+    # (counts differ by at most one), then a seeded shuffle mixes the classes across requests.
+    round_robin = np.arange(request.n).reshape(classes, -1).T.reshape(-1)[:n]
+    order = np.random.default_rng(seed).permutation(round_robin)
+    per_image = {key: value[order] for key, value in inputs.items() if np.ndim(value) > 0}
+    shared = {key: value for key, value in inputs.items() if np.ndim(value) == 0}
+    images = []
+    for start in range(0, n, batch_size):
+        batch = {key: value[start : start + batch_size] for key, value in per_image.items()}
+        try:
+            images.append(function(**batch, **shared)["images"].numpy())
+        except Exception as error:  # the graph's own validation speaks here
+            message = getattr(error, "message", str(error)).strip().splitlines()[0]
+            raise ConfigError(f"the model rejected the request: {message}") from None
+    return np.concatenate(images)
+
+
+def _real_images(args, dataset_name, channels, image_size):
+    """The real images as an unbatched dataset, shuffled under the seed, and their count."""
+    from kerasgan import datasets
+    from kerasgan.training import DATA_SOURCES
+
+    if args.data in DATA_SOURCES:
+        real = datasets.load(dataset_name, source=args.data, image_size=image_size, channels=channels)
+    else:
+        real = datasets.load(args.data, image_size=image_size, channels=channels)
+    count = int(real.cardinality())
+    if count > 0:  # a fixed random subset, not the first N (files and tfds shards are ordered)
+        real = real.shuffle(min(count, 20_000), seed=args.seed, reshuffle_each_iteration=False)
+    return real, count
+
+
+def format_results(results):
+    """The small table `evaluate` prints."""
+    def plus_minus(key):
+        return f"{results[key]:.4f} ± {results[key + '_std']:.4f}" if key in results else "n/a"
+
+    rows = [
+        ("FID", f"{results['fid']:.3f}" if "fid" in results else "n/a"),
+        ("KID", plus_minus("kid")),
+        ("IS", plus_minus("is")),
+        ("precision", f"{results['precision']:.3f}" if "precision" in results else "n/a"),
+        ("recall", f"{results['recall']:.3f}" if "recall" in results else "n/a"),
+        ("n", str(results["n"])),
+        ("extractor", str(results["extractor"])),
+    ]
+    return "\n".join(f"{name:<10} {value}" for name, value in rows)
+
+
+def run_evaluate(args):
+    from kerasgan import evaluation, export
+    from kerasgan.errors import ConfigError
+
+    n = evaluation.check_sample_count(args.n)
+    key = args.extractor.strip().lower().replace("-", "_")
+    if key not in evaluation.EXTRACTORS:
+        raise ConfigError(
+            f"unknown --extractor {args.extractor!r}; choose one of: {', '.join(evaluation.EXTRACTORS)}"
+        )
+    function, specs = export.load_serving_signature(args.model_dir)
+    if "latent" not in specs:
+        raise ConfigError(
+            f"{args.model_dir} does not draw samples from a latent (its inputs: "
+            f"{', '.join(specs)}); evaluate scores generators of random images"
+        )
+    extractor = evaluation.get_extractor(key)  # offline Inception fails here, before any work
+    images_shape = function.structured_outputs["images"].shape
+    height, channels = images_shape[1], images_shape[-1]
+    dataset = args.dataset or _export_dataset(args.model_dir) or "mnist"
+    real, count = _real_images(args, dataset, channels, height)
+    if count > 0 and n > count:
+        raise ConfigError(f"--n {n} is more than the {count} real images of {dataset} ({args.data})")
+    metadata = export.read_metadata(args.model_dir)
+    fake = generated_images(function, specs, n, args.seed, metadata.get("num_classes"), args.batch_size)
+    results = evaluation.evaluate(real, fake, extractor, n=n, seed=args.seed)
+    print(f"{export.resolve_saved_model(args.model_dir)} against {n} real images of {dataset} ({args.data})")
+    print(format_results(results))
+    return 0
+
+
+# === stylize ===
+
+
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def add_stylize(subparsers):
+    parser = subparsers.add_parser(
+        "stylize",
+        help="paint a photo in the style of another image (neural style transfer)",
+        description="Paint CONTENT in the style of STYLE and write the result and a "
+        "content | style | result figure (OUT_compare.png) next to it. --method gatys "
+        "(default) optimises the pixels against VGG19 features (Gatys et al.; slow, any style); "
+        "--method adain runs a trained AdaINStylizer (.keras) in one pass. Grayscale and RGBA "
+        "images are converted to RGB.",
+    )
+    parser.add_argument("content", help="the photo whose layout is kept (JPEG, PNG, ...)")
+    parser.add_argument("style", help="the image whose style is copied")
+    parser.add_argument("--out", default="stylized.png", help="result, .png or .jpg (default: stylized.png)")
+    parser.add_argument(
+        "--size", type=int, default=512,
+        help="longer side of the result in pixels; gatys cost grows with its square (default: 512)",
+    )
+    parser.add_argument("--method", choices=("gatys", "adain"), default="gatys", help="(default: gatys)")
+    parser.add_argument("--steps", type=positive_int, default=500, help="gatys: optimizer steps (default: 500)")
+    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), default="adam", help="gatys: (default: adam)")
+    parser.add_argument(
+        "--weights", default=None, metavar="imagenet|random|PATH",
+        help="gatys: VGG19 weights: imagenet (downloaded once, then cached), random (an "
+        "offline demo with a fixed random-weight VGG19: weaker results), or the path of "
+        "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (default: imagenet)",
+    )
+    for name, what in (("content", "content"), ("style", "style"), ("tv", "total-variation")):
+        parser.add_argument(
+            f"--{name}-weight", type=non_negative_float, metavar="W",
+            help=f"gatys: weight of the {what} loss (default: tuned for the VGG19 weights)",
+        )
+    parser.add_argument("--model", metavar="STYLIZER.keras", help="adain: a trained AdaINStylizer")
+    parser.add_argument(
+        "--alpha", type=float, default=1.0,
+        help="adain: style strength, 0 (the photo) to 1 (full style) (default: 1.0)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.set_defaults(handler=run_stylize)
+
+
+def _check_stylize_out(path):
+    from kerasgan.errors import ConfigError
+
+    if not path.lower().endswith((".png", ".jpg", ".jpeg")):
+        raise ConfigError(f"--out must be a .png or .jpg file, got {path}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"the folder of --out does not exist: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"the folder of --out is not writable: {parent}")
+    if os.path.isdir(path):
+        raise ConfigError(f"--out is a folder, not a file: {path}")
+    return os.path.splitext(path)[0] + "_compare.png"
+
+
+def _check_stylize_options(args):
+    """Options that belong to the other method are mistakes, said before any work starts."""
+    from kerasgan.errors import ConfigError
+
+    if args.method == "adain":
+        if not args.model:
+            raise ConfigError(
+                "--method adain needs --model STYLIZER.keras (a trained AdaINStylizer); "
+                "without one use --method gatys"
+            )
+        if not 0.0 <= args.alpha <= 1.0:
+            raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
+        if args.weights is not None:
+            raise ConfigError("--weights is for --method gatys; an AdaIN model carries its encoder")
+    elif args.model:
+        raise ConfigError("--model is for --method adain")
+
+
+def _load_stylizer(path):
+    import keras
+
+    from kerasgan.errors import DataError
+    from kerasgan.style_transfer import AdaINStylizer
+
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    if not path.endswith(".keras"):
+        raise DataError(f"{path}: expected a .keras file saved from an AdaINStylizer")
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # zip, JSON and deserialisation failures all land here
+        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{path}: cannot load as a Keras model ({message})") from None
+    if not isinstance(model, AdaINStylizer):
+        raise DataError(f"{path}: holds a {type(model).__name__}, not an AdaINStylizer")
+    return model
+
+
+def save_comparison(content, style, result, path, title):
+    """Write a content | style | result figure as PNG, atomically (matplotlib's Agg canvas)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from kerasgan.utils import atomic_path
+
+    figure = Figure(figsize=(12, 4.4), dpi=100)
+    FigureCanvasAgg(figure)
+    for index, (image, label) in enumerate(((content, "content"), (style, "style"), (result, title))):
+        axis = figure.add_subplot(1, 3, index + 1)
+        axis.imshow(image)
+        axis.set_title(label)
+        axis.axis("off")
+    figure.tight_layout()
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    return path
+
+
+def _save_result(image, path):
+    from PIL import Image
+
+    from kerasgan import plotting
+    from kerasgan.utils import atomic_path
+
+    if path.lower().endswith(".png"):
+        return plotting.save_image(image, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=95)
+    return path
+
+
+def run_stylize(args):
+    import keras
+
+    from kerasgan import style_transfer as st
+    from kerasgan.errors import ConfigError
+
+    compare_path = _check_stylize_out(args.out)
+    size = st.check_image_size(args.size, "--size")
+    _check_stylize_options(args)
+    content = st.load_image(args.content)
+    style = st.load_image(args.style)
+    keras.utils.set_random_seed(args.seed)
+    if args.method == "adain":
+        stylizer = _load_stylizer(args.model)
+        small = st.load_image(args.content, max_size=size)
+        result = stylizer.stylize_uint8(small[None], style[None], args.alpha)[0]
+        result = keras.ops.convert_to_numpy(result)
+        title = f"AdaIN, alpha {args.alpha:g}"
+    else:
+        weights = args.weights or "imagenet"
+        if weights == "random":
+            notice(
+                "using VGG19 with fixed random weights (an offline demo): expect textures, "
+                "and weaker results than with --weights imagenet"
+            )
+        result, _ = st.stylize(
+            content, style, image_size=size, steps=args.steps, optimizer=args.optimizer,
+            content_weight=args.content_weight, style_weight=args.style_weight,
+            tv_weight=args.tv_weight, weights=weights, seed=args.seed, progress=True,
+        )
+        label = "random-weight VGG19" if weights == "random" else "VGG19"
+        title = f"Gatys, {args.steps} {args.optimizer} steps, {label}"
+    try:
+        _save_result(result, args.out)
+        save_comparison(content, style, result, compare_path, title)
+    except OSError as error:
+        raise ConfigError(f"cannot write {args.out}: {error.strerror or error}") from None
+    height, width = result.shape[:2]
+    print(f"wrote {args.out} ({width}x{height}) and {compare_path}")
+    return 0
+
+
 # === main ===
 
-COMMANDS = (add_train, add_sample, add_export, add_models_config, add_course, add_mix)
+COMMANDS = (
+    add_train, add_sample, add_export, add_models_config, add_course, add_mix, add_evaluate,
+    add_stylize,
+)
 
 
 def build_parser():

@@ -258,3 +258,108 @@ register(Exercise(
     "std of the four (row, column)-parity phase means over the std of all pixels",
     _callbacks_reference("checkerboard_score"), _checkerboard_cases, atol=1e-4,
 ))
+
+
+# === 09 · Evaluating GANs ===
+
+
+def _evaluation_reference(name):
+    def solution(*args):
+        from kerasgan import evaluation
+
+        return np.float64(getattr(evaluation, name)(*args))
+
+    solution.__name__ = name
+    return solution
+
+
+def _covariance(rng, dim, rank=None):
+    factor = rng.normal(size=(dim, rank or dim))
+    return factor @ factor.T / (rank or dim)
+
+
+def _frechet_cases(rng):
+    mu, sigma = rng.normal(size=4), _covariance(rng, 4)
+    return [
+        (mu, sigma, rng.normal(size=4), _covariance(rng, 4)),
+        (mu, sigma, mu, sigma),  # identical Gaussians: distance 0
+        (mu, sigma, mu + 1.0, sigma),  # a pure shift of the mean: ||1||^2 = 4
+        (np.zeros(3), np.diag([1.0, 4.0, 9.0]), np.zeros(3), np.eye(3)),  # (1-1)^2+(2-1)^2+(3-1)^2
+        # singular covariances (fewer samples than dimensions): no inverse may be needed
+        (rng.normal(size=5), _covariance(rng, 5, rank=2), rng.normal(size=5), _covariance(rng, 5, rank=3)),
+    ]
+
+
+def _mmd_cases(rng):
+    x = rng.normal(size=(6, 3))
+    return [
+        (x, rng.normal(size=(5, 3))),  # two samples of one distribution (m != m')
+        (x, rng.normal(loc=2.0, size=(6, 3))),  # a shifted distribution: clearly positive
+        (x, x),  # the same points: the unbiased estimate is not 0 (the i = j terms are gone)
+        (rng.normal(size=(2, 8)), rng.normal(size=(3, 8))),
+    ]
+
+
+register(Exercise(
+    "09.frechet_distance", "09_evaluating_gans.ipynb",
+    "the Fréchet distance between two Gaussians (the heart of FID)",
+    _evaluation_reference("frechet_distance"), _frechet_cases, atol=1e-4,
+))
+register(Exercise(
+    "09.mmd2_unbiased", "09_evaluating_gans.ipynb",
+    "KID's unbiased squared MMD with the cubic polynomial kernel",
+    _evaluation_reference("mmd2_unbiased"), _mmd_cases, atol=1e-6,
+))
+
+
+# === 08 · Neural style transfer ===
+
+
+def _gram_reference(features):
+    from kerasgan.losses import gram_matrix
+
+    return _to_numpy(gram_matrix(features))
+
+
+def _gram_cases(rng):
+    return [
+        (rng.standard_normal((1, 4, 4, 3)).astype("float32"),),
+        (rng.standard_normal((2, 7, 5, 16)).astype("float32"),),  # H != W: divide by H * W
+        (np.array([[[[1.0, 2.0], [3.0, 4.0]]]], "float32"),),  # by hand: [[5, 7], [7, 10]]
+        (rng.standard_normal((3, 1, 1, 8)).astype("float32"),),  # one position: an outer product
+        (np.zeros((1, 3, 3, 2), "float32"),),
+    ]
+
+
+def _adain_reference(content_features, style_features, epsilon=1e-5):
+    from kerasgan.layers import AdaIN
+
+    return _to_numpy(AdaIN(epsilon=epsilon)([content_features, style_features]))
+
+
+def _adain_cases(rng):
+    def features(shape, scale, shift):
+        return (scale * rng.standard_normal(shape) + shift).astype("float32")
+
+    flat = np.full((1, 4, 4, 2), 3.0, "float32")  # no variation: epsilon keeps 0 / 0 away
+    return [
+        (features((1, 4, 4, 3), 2.0, 1.0), features((1, 4, 4, 3), 0.5, -3.0), 1e-5),
+        # spatial sizes differ: statistics are per example and channel, over height and width
+        (features((2, 8, 6, 16), 2.0, 1.0), features((2, 5, 5, 16), 0.5, -3.0), 1e-5),
+        (features((2, 4, 4, 3), 1.0, 0.0), features((1, 6, 6, 3), 3.0, 2.0), 1e-5),  # one style
+        (flat, features((1, 4, 4, 2), 1.0, 5.0), 1e-5),
+        # a large epsilon shows where it goes: inside the square root, for both images
+        (features((1, 4, 4, 3), 0.5, 0.0), features((1, 4, 4, 3), 0.5, 1.0), 1.0),
+    ]
+
+
+register(Exercise(
+    "08.gram_matrix", "08_neural_style_transfer.ipynb",
+    "the Gram matrix of a feature map, averaged over positions",
+    _gram_reference, _gram_cases,
+))
+register(Exercise(
+    "08.adain", "08_neural_style_transfer.ipynb",
+    "adaptive instance normalization: content features with the style's channel statistics",
+    _adain_reference, _adain_cases, atol=1e-4,
+))

@@ -18,6 +18,7 @@ import keras
 from keras import ops
 
 from kerasgan.errors import ConfigError
+from kerasgan.layers.normalization import channel_moments
 
 
 def per_example(values):
@@ -281,3 +282,107 @@ def r1_penalty(discriminator_fn, real):
     """
     gradients = _input_gradients(discriminator_fn, real)
     return ops.sum(ops.square(gradients), axis=1)
+
+
+# === Neural style transfer ===
+#
+# The objectives of `kerasgan.style_transfer` (Gatys et al., 2016; Huang & Belongie, 2017). They
+# compare feature maps of a fixed network (VGG19) instead of logits, but keep this module's
+# convention: float32 in, per-example float32 losses `[batch]` out (a batch of one image gives a
+# one-element vector). Squared errors are means rather than Gatys et al.'s sums, so the losses
+# do not grow with the image size; constant factors are absorbed into the loss weights.
+
+
+def gram_matrix(features):
+    """Channel-by-channel correlations of a feature map, averaged over positions.
+
+    `G_ij = 1/M sum_k F_ik F_jk`, where `F` is the feature map reshaped to `N` channels by
+    `M = H * W` positions. Position is summed out: the Gram matrix keeps which features occur
+    together and forgets where, which is why it describes style and not layout.
+
+    Args:
+        features: `[batch, H, W, C]`.
+
+    Returns:
+        float32 `[batch, C, C]`.
+
+    Example:
+        >>> gram_matrix(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))   # 2 positions, 2 channels
+        [[[5.0, 7.0], [7.0, 10.0]]]
+    """
+    features = ops.cast(features, "float32")
+    positions = ops.cast(ops.shape(features)[1] * ops.shape(features)[2], "float32")
+    return ops.einsum("bhwi,bhwj->bij", features, features) / positions
+
+
+def content_loss(generated_features, content_features):
+    """Mean squared distance between two feature maps: `mean_ij (F_ij - P_ij)^2`.
+
+    Args:
+        generated_features: `[batch, H, W, C]` features of the image being made.
+        content_features: features of the content target, same shape (or batch 1).
+
+    Returns:
+        float32 `[batch]`.
+    """
+    difference = ops.cast(generated_features, "float32") - ops.cast(content_features, "float32")
+    return ops.mean(ops.square(difference), axis=(1, 2, 3))
+
+
+def style_loss(generated_features, style_features):
+    """Mean squared distance between Gram matrices: `mean_ij (G_ij - A_ij)^2`.
+
+    Gatys et al.'s `E_l` equals a quarter of this (see `kerasgan.style_transfer`); the maps
+    may have different spatial sizes, since Gram matrices are `C x C` whatever the size.
+
+    Args:
+        generated_features: `[batch, H, W, C]` features of the image being made.
+        style_features: `[batch or 1, H', W', C]` features of the style image.
+
+    Returns:
+        float32 `[batch]`.
+    """
+    difference = gram_matrix(generated_features) - gram_matrix(style_features)
+    return ops.mean(ops.square(difference), axis=(1, 2))
+
+
+def style_statistics_loss(generated_features, style_features, epsilon=1e-5):
+    """AdaIN's style loss: match each channel's mean and standard deviation.
+
+    `||mu(F) - mu(A)||^2 + ||sigma(F) - sigma(A)||^2`, averaged over channels. Cheaper than Gram
+    matrices and, with instance normalization's statistics, a natural fit for AdaIN (Huang &
+    Belongie, 2017, equation 13).
+
+    Args:
+        generated_features: `[batch, H, W, C]`.
+        style_features: `[batch or 1, H', W', C]`.
+        epsilon: added to the variances before the square root.
+
+    Returns:
+        float32 `[batch]`.
+    """
+    generated_mean, generated_std = channel_moments(
+        ops.cast(generated_features, "float32"), epsilon
+    )
+    style_mean, style_std = channel_moments(ops.cast(style_features, "float32"), epsilon)
+    return ops.mean(ops.square(generated_mean - style_mean), axis=(1, 2, 3)) + ops.mean(
+        ops.square(generated_std - style_std), axis=(1, 2, 3)
+    )
+
+
+def total_variation_loss(images):
+    """Total variation: `sum_ij |x_{i+1,j} - x_{i,j}| + |x_{i,j+1} - x_{i,j}|` per image.
+
+    A sum over pixels and channels (as `tf.image.total_variation`), so its weight depends on the
+    image size: the default weight suits images of a few hundred pixels a side.
+
+    Args:
+        images: `[batch, H, W, C]`, values in `[0, 1]`.
+
+    Returns:
+        float32 `[batch]`.
+    """
+    images = ops.cast(images, "float32")
+    vertical = ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
+    horizontal = ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
+    return ops.sum(vertical, axis=(1, 2, 3)) + ops.sum(horizontal, axis=(1, 2, 3))

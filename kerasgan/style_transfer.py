@@ -58,7 +58,14 @@ from keras import ops
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from kerasgan.errors import ConfigError, DataError
-from kerasgan.layers import AdaIN, ReflectionPadding2D, channel_moments
+from kerasgan.layers import AdaIN, ReflectionPadding2D
+from kerasgan.losses import (  # re-exported: st.gram_matrix etc. keep working
+    content_loss,
+    gram_matrix,  # noqa: F401 (used through style_loss; part of this module's API)
+    style_loss,
+    style_statistics_loss,
+    total_variation_loss,
+)
 from kerasgan.utils import is_offline
 
 # Gatys et al.'s choice: content from one deep layer, style from the first layer of every block.
@@ -323,107 +330,6 @@ def _cached_extractor(weights_key, layer_names):
     extractor = keras.Model(vgg.input, outputs, name="vgg19_features")
     extractor.trainable = False
     return extractor
-
-
-# === Losses ===
-#
-# Plain functions of tensors, each returning per-example float32 losses of shape [batch], like
-# every loss in `kerasgan.losses`. A batch of one image gives a one-element vector.
-
-
-def gram_matrix(features):
-    """Channel-by-channel correlations of a feature map, averaged over positions.
-
-    `G_ij = 1/M sum_k F_ik F_jk`, where `F` is the feature map reshaped to `N` channels by
-    `M = H * W` positions. Position is summed out: the Gram matrix keeps which features occur
-    together and forgets where, which is why it describes style and not layout.
-
-    Args:
-        features: `[batch, H, W, C]`.
-
-    Returns:
-        float32 `[batch, C, C]`.
-
-    Example:
-        >>> gram_matrix(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))   # 2 positions, 2 channels
-        [[[5.0, 7.0], [7.0, 10.0]]]
-    """
-    features = ops.cast(features, "float32")
-    positions = ops.cast(ops.shape(features)[1] * ops.shape(features)[2], "float32")
-    return ops.einsum("bhwi,bhwj->bij", features, features) / positions
-
-
-def content_loss(generated_features, content_features):
-    """Mean squared distance between two feature maps: `mean_ij (F_ij - P_ij)^2`.
-
-    Args:
-        generated_features: `[batch, H, W, C]` features of the image being made.
-        content_features: features of the content target, same shape (or batch 1).
-
-    Returns:
-        float32 `[batch]`.
-    """
-    difference = ops.cast(generated_features, "float32") - ops.cast(content_features, "float32")
-    return ops.mean(ops.square(difference), axis=(1, 2, 3))
-
-
-def style_loss(generated_features, style_features):
-    """Mean squared distance between Gram matrices: `mean_ij (G_ij - A_ij)^2`.
-
-    Gatys et al.'s `E_l` equals a quarter of this (see the module docstring); the feature maps
-    may have different spatial sizes, since Gram matrices are `C x C` whatever the size.
-
-    Args:
-        generated_features: `[batch, H, W, C]` features of the image being made.
-        style_features: `[batch or 1, H', W', C]` features of the style image.
-
-    Returns:
-        float32 `[batch]`.
-    """
-    difference = gram_matrix(generated_features) - gram_matrix(style_features)
-    return ops.mean(ops.square(difference), axis=(1, 2))
-
-
-def style_statistics_loss(generated_features, style_features, epsilon=1e-5):
-    """AdaIN's style loss: match each channel's mean and standard deviation.
-
-    `||mu(F) - mu(A)||^2 + ||sigma(F) - sigma(A)||^2`, averaged over channels. Cheaper than Gram
-    matrices and, with instance normalization's statistics, a natural fit for AdaIN (Huang &
-    Belongie, 2017, equation 13).
-
-    Args:
-        generated_features: `[batch, H, W, C]`.
-        style_features: `[batch or 1, H', W', C]`.
-        epsilon: added to the variances before the square root.
-
-    Returns:
-        float32 `[batch]`.
-    """
-    generated_mean, generated_std = channel_moments(
-        ops.cast(generated_features, "float32"), epsilon
-    )
-    style_mean, style_std = channel_moments(ops.cast(style_features, "float32"), epsilon)
-    return ops.mean(ops.square(generated_mean - style_mean), axis=(1, 2, 3)) + ops.mean(
-        ops.square(generated_std - style_std), axis=(1, 2, 3)
-    )
-
-
-def total_variation_loss(images):
-    """Total variation: `sum_ij |x_{i+1,j} - x_{i,j}| + |x_{i,j+1} - x_{i,j}|` per image.
-
-    A sum over pixels and channels (as `tf.image.total_variation`), so its weight depends on the
-    image size: the default weight suits images of a few hundred pixels a side.
-
-    Args:
-        images: `[batch, H, W, C]`, values in `[0, 1]`.
-
-    Returns:
-        float32 `[batch]`.
-    """
-    images = ops.cast(images, "float32")
-    vertical = ops.abs(images[:, 1:, :, :] - images[:, :-1, :, :])
-    horizontal = ops.abs(images[:, :, 1:, :] - images[:, :, :-1, :])
-    return ops.sum(vertical, axis=(1, 2, 3)) + ops.sum(horizontal, axis=(1, 2, 3))
 
 
 # === Optimisation-based transfer (Gatys et al.) ===
@@ -936,6 +842,29 @@ class AdaINStylizer(keras.Model):
         alpha = tf.clip_by_value(tf.cast(alpha, tf.float32), 0.0, 1.0)
         images = self((content, style), alpha=alpha, training=False)
         return to_uint8(tf.image.resize(images, size))
+
+    def serving_functions(self):
+        """The functions an export serves, by signature name (see `kerasgan.export`).
+
+        `serving_default`: `content` uint8 `[None, None, None, 3]`, `style` uint8
+        `[None, None, None, 3]` (a batch of one styles every content image) and `alpha` float32
+        scalar -> `images` uint8, the size of `content`.
+
+        Example:
+            >>> path = kerasgan.export.export_model(stylizer, "saved_models", name="stylizer")
+        """
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="content"),
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="style"),
+                tf.TensorSpec([], tf.float32, name="alpha"),
+            ]
+        )
+        def serving_default(content, style, alpha):
+            return {"images": self.stylize_uint8(content, style, alpha)}
+
+        return {"serving_default": serving_default}
 
     # === Serialization ===
 

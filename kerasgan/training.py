@@ -193,7 +193,8 @@ def train(
         channels: image channels (default: the dataset's; 3 for folders).
         data_options: model-specific data choices passed to the recipe's `load_data` (e.g.
             CycleGAN's `pair`, `data_a`, `data_b`).
-        callbacks: extra Keras callbacks, run after the built-in ones (live plots in notebooks).
+        callbacks: extra Keras callbacks (live plots, FID tracking), run after the checkpoint
+            and before the CSV and TensorBoard loggers.
         export: whether to export the generator at the end.
         verbose: Keras `fit` verbosity (1 shows a progress bar).
 
@@ -280,12 +281,14 @@ def train(
             log_dir=log_dir,
         ),
         checkpoint,
+        # The caller's callbacks run after the checkpoint and before the loggers, so values
+        # they add to the epoch logs (e.g. FIDCallback's fid) reach history.csv and TensorBoard.
+        *callbacks,
         keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0),
     ]
     if budget:
         callback_list.insert(0, budget)
-    callback_list.extend(callbacks)
 
     started = time.monotonic()
     history = {}

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from kerasgan import export
 from kerasgan import style_transfer as st
 from kerasgan.errors import ConfigError, DataError
 
@@ -354,43 +355,55 @@ def test_keras_file_round_trip_gives_the_same_output(tmp_path):
     )
 
 
-class _Serving(tf.Module):
-    """What an export holds: the model and one signature with named uint8 inputs and outputs."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None, None, None, 3], tf.uint8, name="content"),
-            tf.TensorSpec([None, None, None, 3], tf.uint8, name="style"),
-            tf.TensorSpec([], tf.float32, name="alpha"),
-        ]
-    )
-    def serve(self, content, style, alpha):
-        return {"images": self.model.stylize_uint8(content, style, alpha)}
+def _serving_inputs():
+    return _random_uint8((2, 36, 44, 3), 4), _random_uint8((1, 30, 30, 3), 5), 0.6
 
 
 def test_savedmodel_export_matches_the_model_within_one_level(tmp_path):
     stylizer = _tiny_stylizer()
-    module = _Serving(stylizer)
-    export_dir = str(tmp_path / "stylizer" / "1")
-    tf.saved_model.save(module, export_dir, signatures={"serving_default": module.serve})
+    path = export.export_model(stylizer, str(tmp_path), name="stylizer")
+    assert path == os.path.join(str(tmp_path), "stylizer", "1")
 
-    serving = tf.saved_model.load(export_dir).signatures["serving_default"]
+    serving = tf.saved_model.load(path).signatures["serving_default"]
     _, inputs = serving.structured_input_signature
-    assert set(inputs) == {"content", "style", "alpha"}
+    assert {name: (spec.dtype, spec.shape.as_list()) for name, spec in inputs.items()} == {
+        "content": (tf.uint8, [None, None, None, 3]),
+        "style": (tf.uint8, [None, None, None, 3]),
+        "alpha": (tf.float32, []),
+    }
     assert set(serving.structured_outputs) == {"images"}
 
-    content, style = _random_uint8((2, 36, 44, 3), 4), _random_uint8((1, 30, 30, 3), 5)
+    content, style, alpha = _serving_inputs()
     exported = serving(
-        content=tf.constant(content), style=tf.constant(style), alpha=tf.constant(0.6)
+        content=tf.constant(content), style=tf.constant(style), alpha=tf.constant(alpha)
     )
     exported = exported["images"].numpy()
-    expected = stylizer.stylize_uint8(content, style, 0.6).numpy()
+    expected = stylizer.stylize_uint8(content, style, alpha).numpy()
     assert exported.dtype == np.uint8 and exported.shape == (2, 36, 44, 3)
     assert np.abs(exported.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_export_restores_the_encoder_and_decoder_the_way_tf_serving_loads_it(tmp_path):
+    """TF Serving's C++ loader restores variables through the SavedModel's saver, as a TF1
+    session does: every encoder and decoder weight must be a saved, restorable variable."""
+    stylizer = _tiny_stylizer()
+    exported = {id(variable) for variable in stylizer.variables}  # what export.py saves
+    parts = stylizer.encoder.variables + stylizer.decoder.variables
+    assert stylizer.encoder.variables and all(id(variable) in exported for variable in parts)
+    path = export.export_model(stylizer, str(tmp_path), name="stylizer")
+    content, style, alpha = _serving_inputs()
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.load(session, ["serve"], path)
+        signature = meta_graph.signature_def["serving_default"]
+        feeds = {
+            signature.inputs["content"].name: content,
+            signature.inputs["style"].name: style,
+            signature.inputs["alpha"].name: alpha,
+        }
+        images = session.run(signature.outputs["images"].name, feeds)
+    expected = stylizer.stylize_uint8(content, style, alpha).numpy()
+    assert images.dtype == np.uint8 and images.shape == (2, 36, 44, 3)
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1
 
 
 def test_the_package_ships_style_and_photo_folders():
