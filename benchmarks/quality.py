@@ -2,6 +2,7 @@
 
     python benchmarks/quality.py                        # every model, 180 s each (~4 min per model)
     python benchmarks/quality.py --models dcgan --budget 60
+    python benchmarks/quality.py --images docs/images   # also keep each run's pictures
 
 For each model registered in `kerasgan.recipes.MODEL_MODULES` (a model whose module fails to
 import is skipped with a note), train the default preset exactly as `python -m kerasgan train
@@ -21,7 +22,9 @@ machine's load with the figures.
 """
 
 import argparse
+import glob
 import os
+import shutil
 import sys
 import tempfile
 
@@ -30,7 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from kerasgan import datasets, evaluation, recipes, training  # noqa: E402
 
-DIGIT_DATASETS = ("mnist", "colored_mnist", "digits")
+# Coloured digits are left out: the judge reads them by their luma, where the random backgrounds
+# put real and generated images alike far outside what it learned (StyleGAN's blob-like samples
+# after 120 s scored FD-judge 4.7, "better" than any digit model).
+DIGIT_DATASETS = ("mnist", "digits")
 # Enough epochs that the time budget, not the epoch count, ends every run.
 EPOCHS = 100_000
 
@@ -44,14 +50,26 @@ def real_images(recipe):
 
 def not_applicable(recipe, gan):
     """Why the offline judge cannot score this model (None when it can)."""
-    if getattr(gan, "latent_dim", None) is None or not callable(getattr(gan, "generate", None)):
+    if getattr(gan, "latent_dim", None) is None or hasattr(gan, "translate"):
         return "n/a: draws no samples from a latent (translates images)"
     if recipe.dataset not in DIGIT_DATASETS:
         return f"n/a: samples are {recipe.dataset}, not digits"
     return None
 
 
-def benchmark(name, budget, n, seed, judge):
+def keep_pictures(run_dir, name, images_dir):
+    """Copy a run's last sample grid and its progress GIF to `images_dir`."""
+    os.makedirs(images_dir, exist_ok=True)
+    grids = sorted(glob.glob(os.path.join(run_dir, "samples", "epoch_*.png")))
+    pictures = {f"{name}_samples.png": grids[-1] if grids else None,
+                f"{name}_progress.gif": os.path.join(run_dir, "progress.gif")}
+    for target, source in pictures.items():
+        if source and os.path.exists(source):
+            shutil.copyfile(source, os.path.join(images_dir, target))
+            print(f"wrote {os.path.join(images_dir, target)}", file=sys.stderr)
+
+
+def benchmark(name, budget, n, seed, judge, images_dir=None):
     """One table row for model `name` (a dict), or a row with a note."""
     try:
         recipe = recipes.get_recipe(name)
@@ -62,6 +80,8 @@ def benchmark(name, budget, n, seed, judge):
             name, data="embedded", epochs=EPOCHS, time_budget=budget, output=run_dir,
             export=False, seed=seed, verbose=0,
         )
+        if images_dir:
+            keep_pictures(run_dir, name, images_dir)
     row = {
         "model": name,
         "budget": budget,
@@ -103,13 +123,15 @@ def main():
     parser.add_argument("--n", type=int, default=2000, help="samples (and real images) per model (default: 2000)")
     parser.add_argument("--models", help="comma-separated subset (default: every registered model)")
     parser.add_argument("--seed", type=int, default=0, help="seed of training and sampling (default: 0)")
+    parser.add_argument("--images", metavar="DIR", help="keep each run's last sample grid and GIF in DIR")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else list(recipes.MODEL_MODULES)
     judge = evaluation.offline_judge()
     rows = []
     for name in names:
         print(f"training {name} for {args.budget:.0f} s ...", file=sys.stderr, flush=True)
-        rows.append(benchmark(name.strip(), args.budget, args.n, args.seed, judge))
+        rows.append(benchmark(name.strip(), args.budget, args.n, args.seed, judge, args.images))
+        print(format_table(rows[-1:], args.n).splitlines()[-1], file=sys.stderr, flush=True)
     print(f"== quality after {args.budget:.0f} s of CPU training per model (embedded data, default "
           f"presets, offline judge, n={args.n}) ==")
     print(format_table(rows, args.n))

@@ -89,15 +89,26 @@ class GANCheckpoint(keras.callbacks.Callback):
     traversed by `tf.train.Checkpoint`) in a fixed order: the networks' variables (including
     the model's seed-generator state) and both optimizers' variables.
 
+    An epoch that training leaves before its end (a `TimeBudget`, a NaN loss) is saved too,
+    so its steps are not lost, but it is not counted: the checkpoint's epoch stays at the
+    epochs completed, and a resumed run trains that epoch again from its start. Checkpoint
+    numbers follow the epochs and only grow, so a later save never overwrites an earlier one.
+
     Args:
         gan: the compiled GAN.
         directory: the checkpoint folder.
         max_to_keep: how many checkpoints to keep.
+
+    Attributes:
+        unfinished_steps: the steps of the epoch the last save cut short (0: it was complete).
     """
 
     def __init__(self, gan, directory, max_to_keep=2):
         super().__init__()
-        gan.build_optimizers()
+        gan.ensure_optimizers_built()
+        self.unfinished_steps = 0
+        self._steps_done = None  # steps of the current epoch, None before its first step
+        self._stopped_by_then = False
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         self.checkpoint = tf.train.Checkpoint(
             model_variables=list(gan.variables),
@@ -115,16 +126,38 @@ class GANCheckpoint(keras.callbacks.Callback):
         self.checkpoint.restore(path).assert_consumed()
         return int(self.epoch.numpy())
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._steps_done = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done = batch + 1
+        # Set by a callback listed before this one: the epoch stops after this step.
+        self._stopped_by_then = bool(self.model.stop_training)
+
+    def epoch_cut_short(self):
+        """Whether the epoch ending now stopped before its last step."""
+        if self._steps_done is None:
+            return False
+        steps = (self.params or {}).get("steps")
+        if steps:
+            return self._steps_done < steps
+        # An epoch of unknown length: only a stop requested mid-epoch tells.
+        return self._stopped_by_then
+
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self.manager.save(checkpoint_number=epoch + 1)
+        self.unfinished_steps = self._steps_done if self.epoch_cut_short() else 0
+        self.epoch.assign(epoch if self.unfinished_steps else epoch + 1)
+        latest = self.manager.latest_checkpoint
+        last_number = int(latest.rsplit("-", 1)[1]) if latest else 0
+        self.manager.save(checkpoint_number=max(epoch + 1, last_number + 1))
 
 
 class TimeBudget(keras.callbacks.Callback):
     """Stop training once `seconds` of wall-clock time have passed (checked after every step).
 
     The epoch in progress ends early and `fit` returns normally, so everything that follows
-    training (checkpoint, samples, export) still happens.
+    training (checkpoint, samples, export) still happens; `GANCheckpoint` saves the cut-short
+    epoch without counting it as done.
     """
 
     def __init__(self, seconds):
@@ -206,8 +239,10 @@ class LivePlot(keras.callbacks.Callback):
         draw: `fn(model, history_dict) -> matplotlib Figure`; default: the model's preview of
             fixed latents beside the curves of every logged metric.
         every: epochs between redraws.
-        latent: fixed latents for the default drawing (default: 16 from seed 0).
-        condition: their condition, for conditional models.
+        latent: fixed latents for the default drawing (default: from seed 0, a square grid of
+            16, or of `preview_columns**2` for models that set it).
+        condition: their condition (default: the model's `sample_condition`, e.g. a row per
+            class laid out in `preview_columns` as `SampleGrid` does).
     """
 
     def __init__(self, draw=None, every=1, latent=None, condition=None):
@@ -221,10 +256,13 @@ class LivePlot(keras.callbacks.Callback):
     def _default_draw(self, model, history):
         import matplotlib.pyplot as plt
 
+        cols = getattr(model, "preview_columns", None)
         if self.latent is None:
-            self.latent = model.latent_batch(16, model.latent_dim, seed=0)
+            self.latent = model.latent_batch((cols or 4) ** 2, model.latent_dim, seed=0)
+        if self.condition is None:
+            self.condition = model.sample_condition(len(self.latent))
         figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-        plotting.show_images(model.preview(self.latent, self.condition), ax=left,
+        plotting.show_images(model.preview(self.latent, self.condition), cols=cols, ax=left,
                              title=f"epoch {len(next(iter(history.values()), []))}")
         plotting.plot_history(history, ax=right)
         return figure

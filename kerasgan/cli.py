@@ -45,6 +45,7 @@ def positive_int(text):
 
 
 def add_train(subparsers):
+    from kerasgan.distribution import JIT_CHOICES, STRATEGIES
     from kerasgan.precision import POLICIES
     from kerasgan.recipes import MODEL_MODULES, get_recipe
 
@@ -88,10 +89,32 @@ def add_train(subparsers):
         "CPUs with AMX/AVX512-BF16, else float32 (default: auto)",
     )
     parser.add_argument(
+        "--strategy",
+        default="default",
+        choices=STRATEGIES,
+        help="tf.distribute strategy: mirrored uses every local GPU, multiworker the cluster in "
+        "TF_CONFIG (run the same command on every worker); --batch-size is the global batch "
+        "(default: default, one device)",
+    )
+    parser.add_argument(
+        "--jit",
+        default="auto",
+        choices=JIT_CHOICES,
+        help="compile the training step with XLA; auto: the model's measured choice on CPUs, "
+        "Keras's on GPUs (default: auto)",
+    )
+    parser.add_argument(
         "--image-size", "--resolution", type=positive_int, dest="image_size",
         help="image height and width (default: the dataset's)",
     )
     parser.add_argument("--channels", type=int, choices=(1, 3), help="image channels (default: the dataset's)")
+    parser.add_argument(
+        "--pair",
+        help="cyclegan: the unpaired pair, digits (embedded, the default) or a tensorflow-datasets "
+        "cycle_gan pair such as horse2zebra",
+    )
+    parser.add_argument("--data-a", metavar="FOLDER", help="cyclegan: images of domain A (with --data-b)")
+    parser.add_argument("--data-b", metavar="FOLDER", help="cyclegan: images of domain B (with --data-a)")
     parser.add_argument("--dry-run", action="store_true", help="print the resolved options and exit")
     parser.set_defaults(handler=run_train)
 
@@ -110,10 +133,20 @@ def run_train(args):
         "seed": args.seed,
         "preset": args.preset,
         "precision_policy": args.precision,
+        "strategy": args.strategy,
+        "jit_compile": args.jit,
         "image_size": args.image_size,
         "channels": args.channels,
         "export": not args.no_export,
     }
+    # Model-specific data choices, passed only when given (models without them reject them).
+    data_options = {
+        key: value
+        for key, value in (("pair", args.pair), ("data_a", args.data_a), ("data_b", args.data_b))
+        if value is not None
+    }
+    if data_options:
+        options["data_options"] = data_options
     if args.dry_run:
         import json
 
@@ -179,7 +212,7 @@ def sample_inputs(specs, args, num_classes=None):
     inputs = {}
     n = args.n
     if "labels" in specs:
-        if args.labels:
+        if args.labels is not None:  # `--labels ""` is a mistake, not "every class"
             labels = parse_labels(args.labels)
         else:
             labels = list(range(num_classes or 10))
@@ -221,8 +254,7 @@ def run_sample(args):
     try:
         images = function(**inputs)["images"].numpy()
     except Exception as error:  # the graph's own validation (e.g. label range) speaks here
-        message = getattr(error, "message", str(error)).strip().splitlines()[0]
-        raise ConfigError(f"the model rejected the request: {message}") from None
+        raise ConfigError(f"the model rejected the request: {graph_error_message(error)}") from None
     plotting.save_image(plotting.image_grid(images, cols=args.cols), args.out, scale=args.scale)
     print(f"wrote {len(images)} samples from {export.resolve_saved_model(args.model_dir)} to {args.out}")
     return 0
@@ -293,12 +325,25 @@ def add_mix(subparsers):
     parser.set_defaults(handler=run_mix)
 
 
+def graph_error_message(error):
+    """The message of a failed `tf.debugging.assert_*` inside a SavedModel (e.g. "crossover must
+    be <= 8"), else the first line of the error."""
+    import re
+
+    message = getattr(error, "message", str(error))
+    # The message may hold brackets itself ("class ids in [0, 9]"): it ends where TF's next
+    # bracketed item (or the line) begins.
+    found = re.search(r"assertion failed: \[(.+?)\](?: \[|$)", message, re.MULTILINE)
+    return found.group(1).strip() if found else message.strip().splitlines()[0]
+
+
 def run_mix(args):
     import numpy as np
     import tensorflow as tf
 
     from kerasgan import export, plotting
     from kerasgan.errors import ConfigError
+    from kerasgan.models.stylegan import mixing_tiles
 
     if not args.out.lower().endswith(".png"):
         raise ConfigError(f"--out must be a .png file, got {args.out}")
@@ -318,14 +363,9 @@ def run_mix(args):
             truncation_psi=tf.constant(args.truncation, tf.float32),
         )
     except Exception as error:  # the graph's own checks (crossover, psi range) speak here
-        message = getattr(error, "message", str(error)).strip().splitlines()[0]
-        raise ConfigError(f"the model rejected the request: {message}") from None
-    grid = outputs["images"].numpy()  # [rows, cols, H, W, C]
-    blank = np.full_like(grid[0, :1], 255)
-    tiles = [blank, outputs["col_images"].numpy()]
-    for row in range(args.rows):
-        tiles += [outputs["row_images"].numpy()[row : row + 1], grid[row]]
-    image = plotting.image_grid(np.concatenate(tiles), cols=args.cols + 1)
+        raise ConfigError(f"the model rejected the request: {graph_error_message(error)}") from None
+    tiles = mixing_tiles(*(outputs[key].numpy() for key in ("images", "row_images", "col_images")))
+    image = plotting.image_grid(tiles, cols=args.cols + 1)
     plotting.save_image(image, args.out, scale=args.scale)
     print(
         f"wrote a {args.rows}x{args.cols} style-mixing grid from {loaded} to {args.out} "
@@ -714,12 +754,94 @@ def run_stylize(args):
     return 0
 
 
+# === translate (CycleGAN) ===
+
+
+def add_translate(subparsers):
+    parser = subparsers.add_parser(
+        "translate",
+        help="translate image files with an exported CycleGAN direction",
+        description="Translate image files with a CycleGAN export (e.g. saved_models/cyclegan_a2b; "
+        "the newest version when given a model folder), exactly as TF Serving would run it. Each "
+        "image is converted to the model's channels and resized to its size inside the model; "
+        "the results, at the model's size, go to OUT/<name>.png. Files that cannot be read are "
+        "reported and skipped.",
+    )
+    parser.add_argument("model_dir", help="a direction's export, e.g. saved_models/cyclegan_a2b")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to translate")
+    parser.add_argument("--out", required=True, metavar="DIR", help="folder for the translated PNGs (created if missing)")
+    parser.add_argument("--scale", type=positive_int, default=1, help="pixel enlargement of the PNGs (default: 1)")
+    parser.set_defaults(handler=run_translate)
+
+
+def _read_image(path, channels):
+    """An image file as uint8 `[H, W, channels]`, or a one-line reason why not."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+            array = np.asarray(image, dtype="uint8")
+    except FileNotFoundError:
+        return None, "no such file"
+    except IsADirectoryError:
+        return None, "a folder, not an image file"
+    except UnidentifiedImageError:
+        return None, "not an image file Pillow can read"
+    except (OSError, ValueError) as error:
+        return None, f"cannot read it ({error})"
+    return (array[..., None] if channels == 1 else array), None
+
+
+def run_translate(args):
+    import tensorflow as tf
+
+    from kerasgan import export, plotting
+    from kerasgan.errors import ConfigError
+
+    function, specs = export.load_serving_signature(args.model_dir)
+    if set(specs) != {"images"} or specs["images"].dtype != tf.uint8:
+        raise ConfigError(
+            f"{args.model_dir} does not translate images (its inputs: {', '.join(specs)}); "
+            "give a CycleGAN export such as saved_models/cyclegan_a2b"
+        )
+    channels = specs["images"].shape[-1]
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create the folder {args.out}: {error.strerror or error}") from None
+    written, used_names = [], set()
+    for path in args.images:
+        image, problem = _read_image(path, channels)
+        if problem:
+            notice(f"skipping {path}: {problem}")
+            continue
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, copy = f"{stem}.png", 2
+        while name in used_names:  # photo.jpg and photo.png (or two folders' photo.png)
+            name, copy = f"{stem}_{copy}.png", copy + 1
+        used_names.add(name)
+        translated = function(images=tf.constant(image[None]))["images"].numpy()[0]
+        target = os.path.join(args.out, name)
+        try:
+            plotting.save_image(translated, target, scale=args.scale)
+        except OSError as error:
+            raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
+        written.append(target)
+    if not written:
+        raise ConfigError(f"none of the {len(args.images)} images could be read; nothing written")
+    print(
+        f"translated {len(written)} of {len(args.images)} images with "
+        f"{export.resolve_saved_model(args.model_dir)} into {args.out}"
+    )
+    return 0
+
+
 # === main ===
 
-COMMANDS = (
-    add_train, add_sample, add_export, add_models_config, add_course, add_mix, add_evaluate,
-    add_stylize,
-)
+COMMANDS = (add_train, add_sample, add_export, add_models_config, add_course, add_mix, add_evaluate, add_stylize)
+COMMANDS += (add_translate,)
 
 
 def build_parser():

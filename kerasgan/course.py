@@ -16,6 +16,7 @@ never a traceback.
 """
 
 import dataclasses
+import json
 from collections.abc import Callable
 
 import numpy as np
@@ -63,12 +64,27 @@ def _to_numpy(value):
     return np.asarray(value)
 
 
+def _package_reference(module, name):
+    """A reference solution that calls `module.name` (imported when first checked, so that
+    importing this module stays light) and returns its result as a NumPy array."""
+
+    def solution(*args):
+        import importlib
+
+        return _to_numpy(getattr(importlib.import_module(module), name)(*args))
+
+    solution.__name__ = name
+    return solution
+
+
 def _describe(args):
     parts = []
     for arg in args:
         array = np.asarray(arg) if not callable(arg) else None
         if array is None:
             parts.append(getattr(arg, "__name__", type(arg).__name__))
+        elif isinstance(arg, dict):  # e.g. a JSON response: its keys say enough
+            parts.append(f"dict with keys {list(arg)}")
         elif array.ndim == 0:
             parts.append(repr(array.item()))
         else:
@@ -76,8 +92,48 @@ def _describe(args):
     return "(" + ", ".join(parts) + ")"
 
 
+def _is_document(value):
+    return isinstance(value, dict) or (
+        isinstance(value, (list, tuple)) and any(isinstance(item, dict) for item in value)
+    )
+
+
+def _compare_document(expected, got, atol, rtol, path="result"):
+    if isinstance(expected, dict):
+        if not isinstance(got, dict):
+            return f"{path}: expected a dict with keys {list(expected)}, got a {type(got).__name__}"
+        if set(got) != set(expected):
+            return f"{path}: keys: expected {sorted(expected)}, got {sorted(got)}"
+        pairs = [(f"{path}[{key!r}]", expected[key], got[key]) for key in expected]
+    elif _is_document(expected):
+        if not isinstance(got, list):
+            return f"{path}: expected a list of {len(expected)}, got a {type(got).__name__}"
+        if len(got) != len(expected):
+            return f"{path}: length: expected {len(expected)}, got {len(got)}"
+        pairs = [(f"{path}[{index}]", e, g) for index, (e, g) in enumerate(zip(expected, got))]
+    else:
+        problem = compare(expected, got, atol, rtol)
+        return problem and f"{path}: {problem}"
+    for where, part_expected, part_got in pairs:
+        problem = _compare_document(part_expected, part_got, atol, rtol, where)
+        if problem:
+            return problem
+    return None
+
+
 def compare(expected, got, atol=1e-5, rtol=1e-4):
-    """None when `got` matches `expected`, otherwise one sentence saying how it differs."""
+    """None when `got` matches `expected`, otherwise one sentence saying how it differs.
+
+    Dicts (and lists of dicts) are JSON documents, e.g. a TF Serving request body: `got` must
+    survive `json.dumps` (lists and Python numbers, not NumPy arrays), then matches `expected`
+    key by key, with the numbers compared as arrays.
+    """
+    if _is_document(expected):
+        try:
+            got = json.loads(json.dumps(got))
+        except (TypeError, ValueError) as error:
+            return f"not JSON ({error}); convert NumPy values with .tolist() or int()/float()"
+        return _compare_document(json.loads(json.dumps(expected)), got, atol, rtol)
     try:
         got = _to_numpy(got)
     except Exception:  # an object numpy cannot hold
@@ -260,6 +316,158 @@ register(Exercise(
 ))
 
 
+# === 05 · CycleGAN ===
+
+
+def _cycle_cases(rng):
+    def images(*shape):
+        return rng.uniform(-1, 1, shape).astype("float32")
+
+    same = images(2, 4, 4, 1)
+    return [
+        (images(4, 8, 8, 1), images(4, 8, 8, 1)),
+        (images(2, 6, 4, 3), images(2, 6, 4, 3)),  # colour, H != W: average every pixel and channel
+        (same, same.copy()),  # a perfect round trip: 0 for every image
+        # every error negative: the distance needs its absolute value
+        (np.zeros((3, 2, 2, 1), "float32"), np.full((3, 2, 2, 1), -0.5, "float32")),
+    ]
+
+
+def _linear_decay_reference(step, initial_learning_rate, constant_steps, decay_steps):
+    from kerasgan.models.cyclegan import LinearDecaySchedule
+
+    schedule = LinearDecaySchedule(initial_learning_rate, constant_steps, decay_steps)
+    return _to_numpy(schedule(np.asarray(step)))
+
+
+def _linear_decay_cases(rng):
+    constant, decay = int(rng.integers(1, 500)), int(rng.integers(1, 500))
+    return [
+        (np.arange(0, 2201, 100), 2e-4, 1000, 1000),  # the paper's shape, past its end
+        (np.arange(0, 12), 1.0, 0, 10),  # no constant phase: decay from the first step
+        (np.array([0, 4, 5, 6, 100]), 0.5, 5, 1),  # a one-step decay
+        (rng.integers(0, 1200, 8), float(rng.uniform(1e-5, 1e-3)), constant, decay),
+    ]
+
+
+def _receptive_field_reference(downsamplings):
+    from kerasgan.models.cyclegan import patchgan_receptive_field
+
+    return np.int64(patchgan_receptive_field(downsamplings))
+
+
+register(Exercise(
+    "05.cycle_consistency_loss", "05_cyclegan.ipynb",
+    "the cycle-consistency loss: mean absolute error per example",
+    _reference("cycle_consistency_loss"), _cycle_cases,
+))
+register(Exercise(
+    "05.linear_decay", "05_cyclegan.ipynb",
+    "the constant-then-linear learning rate at an array of optimizer steps",
+    # rates are ~1e-4 and one step off changes them by ~1e-7: the default atol would not see it
+    _linear_decay_reference, _linear_decay_cases, atol=1e-10,
+))
+register(Exercise(
+    "05.patchgan_receptive_field", "05_cyclegan.ipynb",
+    "the patch one PatchGAN score sees, in pixels",
+    _receptive_field_reference, lambda rng: [(3,), (1,), (2,), (6,)], atol=0,
+))
+
+
+# === 06 · StyleGAN ===
+
+
+def _modulation_cases(rng):
+    return [
+        (rng.normal(size=(3, 3, 4, 5)).astype("float32"), rng.normal(size=(2, 4)).astype("float32")),
+        (rng.normal(size=(1, 1, 6, 3)).astype("float32"), rng.normal(size=(3, 6)).astype("float32")),
+        # large styles: demodulation must bring every output channel back to unit norm
+        (rng.normal(size=(3, 3, 2, 2)).astype("float32"), 50.0 * np.ones((1, 2), "float32")),
+    ]
+
+
+def _truncation_cases(rng):
+    w, w_avg = rng.normal(size=(4, 8)).astype("float32"), rng.normal(size=8).astype("float32")
+    return [(w, w_avg, psi) for psi in (0.7, 0.0, 1.0, -0.5)]
+
+
+def _mixing_cases(rng):
+    a = rng.normal(size=(2, 6, 3)).astype("float32")
+    b = rng.normal(size=(2, 6, 3)).astype("float32")
+    return [(a, b, 3), (a, b, 0), (a, b, 6), (a[:1], b[:1], 1)]
+
+
+register(Exercise(
+    "06.modulated_weights", "06_stylegan.ipynb",
+    "StyleGAN2's per-example modulated and demodulated convolution weights",
+    _package_reference("kerasgan.layers.style", "modulated_weights"), _modulation_cases, atol=1e-5,
+))
+register(Exercise(
+    "06.truncate", "06_stylegan.ipynb",
+    "the truncation trick: pull w towards the average w by psi",
+    _package_reference("kerasgan.layers.style", "truncate"), _truncation_cases,
+))
+register(Exercise(
+    "06.mix_styles", "06_stylegan.ipynb",
+    "style mixing: the first styles from one latent, the rest from another",
+    _package_reference("kerasgan.layers.style", "mix_styles"), _mixing_cases, atol=0,
+))
+
+
+# === 07 · BigGAN ===
+
+
+def _hinge_cases(rng):
+    return [
+        (rng.normal(size=(5, 1)).astype("float32"), rng.normal(size=(5, 1)).astype("float32")),
+        # inside and beyond the margin on both sides: only the former count
+        (np.array([[2.0], [0.5], [-1.0], [1.0]], "float32"),
+         np.array([[-2.0], [0.0], [1.0], [-1.0]], "float32")),
+        # a map of scores per image
+        (rng.normal(size=(3, 2, 2, 1)).astype("float32"), rng.normal(size=(3, 2, 2, 1)).astype("float32")),
+    ]
+
+
+def _orthogonal_cases(rng):
+    def kernel(*shape):
+        return rng.normal(size=shape).astype("float32")
+
+    orthogonal, _ = np.linalg.qr(rng.normal(size=(6, 6)))
+    return [
+        (kernel(4, 4), 1.0),
+        (kernel(3, 3, 4, 8), 1e-2),  # a convolution: one filter per output channel
+        (kernel(2, 40), 1e-3),  # more units than inputs (BigGAN's first dense layer)
+        (kernel(40, 3), 1e-1),
+        # orthogonal columns of any length cost nothing
+        ((3.0 * orthogonal[:, :4]).astype("float32"), 1.0),
+    ]
+
+
+def _truncated_latent_cases(rng):
+    z = rng.standard_normal((16, 4)).astype("float32")
+    # far in the tails: Phi(z) rounds to 1 in float32 unless computed on -|z|
+    tails = np.array([[-8.0, -3.0, 0.0, 3.0, 8.0]], "float32")
+    return [(z, 1.0), (2.0 * z, 0.5), (z, 2.5), (tails, 1.0), (tails, 0.1), (tails, 6.0)]
+
+
+register(Exercise(
+    "07.hinge_discriminator_loss", "07_biggan.ipynb",
+    "the discriminator's hinge loss, per example",
+    _reference("hinge_discriminator_loss"), _hinge_cases,
+))
+register(Exercise(
+    "07.orthogonal_regularization", "07_biggan.ipynb",
+    "BigGAN's orthogonal regularization of one kernel",
+    _reference("orthogonal_regularization"), _orthogonal_cases, atol=1e-4,
+))
+register(Exercise(
+    "07.truncated_latent", "07_biggan.ipynb",
+    "the truncation trick: map N(0, 1) latents onto the normal truncated to [-t, t]",
+    _package_reference("kerasgan.models.biggan", "truncate_latent"), _truncated_latent_cases,
+    atol=1e-4,
+))
+
+
 # === 09 · Evaluating GANs ===
 
 
@@ -362,4 +570,187 @@ register(Exercise(
     "08.adain", "08_neural_style_transfer.ipynb",
     "adaptive instance normalization: content features with the style's channel statistics",
     _adain_reference, _adain_cases, atol=1e-4,
+))
+
+
+# === 03 · Conditional GAN ===
+
+
+def _projection_cases(rng):
+    def case(batch, features, classes, labels=None):
+        if labels is None:
+            labels = rng.integers(0, classes, batch)
+        return (
+            rng.normal(size=(batch, features)).astype("float32"),
+            np.asarray(labels, "int32"),
+            rng.normal(size=(features, 1)).astype("float32"),
+            rng.normal(size=(1,)).astype("float32"),
+            rng.normal(size=(classes, features)).astype("float32"),
+        )
+
+    # the last: one example per class, in reverse order
+    return [case(5, 6, 10), case(1, 2, 3), case(4, 3, 4, labels=[3, 2, 1, 0])]
+
+
+def _latent_and_label_cases(rng):
+    def case(batch, latent_dim, classes, width, labels=None):
+        if labels is None:
+            labels = rng.integers(0, classes, batch)
+        return (
+            rng.normal(size=(batch, latent_dim)).astype("float32"),
+            np.asarray(labels, "int32"),
+            rng.normal(size=(classes, width)).astype("float32"),
+        )
+
+    # the last: the same class twice and the last class (off-by-one lookups show here)
+    return [case(4, 5, 10, 3), case(1, 2, 3, 4), case(3, 3, 4, 2, labels=[3, 3, 0])]
+
+
+register(Exercise(
+    "03.latent_and_label", "03_conditional_gan.ipynb",
+    "the conditional generator's input [z, e(y)]: the latent and its label's embedding",
+    _package_reference("kerasgan.models.conditional_gan", "latent_and_label"),
+    _latent_and_label_cases, atol=1e-6,
+))
+register(Exercise(
+    "03.projection_logits", "03_conditional_gan.ipynb",
+    "the projection discriminator's logit psi(phi) + <E[y], phi>",
+    _package_reference("kerasgan.models.conditional_gan", "projection_logits"), _projection_cases,
+    atol=1e-4,
+))
+register(Exercise(
+    "03.class_grid_labels", "03_conditional_gan.ipynb",
+    "labels for a sample grid with a row per class",
+    _package_reference("kerasgan.models.conditional_gan", "class_grid_labels"),
+    # (20, 3): more rows than classes, so the rows start over at class 0
+    lambda rng: [(100, 10), (6, 3), (7, 3), (20, 10), (1, 5), (20, 3)], atol=0,
+))
+
+
+# === 04 · WGAN-GP ===
+
+
+def _linear_critic(images):
+    """f(x) = w . x with a fixed w: its gradient norm is ||w|| everywhere."""
+    import tensorflow as tf
+
+    weights = tf.reshape(tf.range(1, 1 + tf.size(images[0]), dtype=tf.float32), tf.shape(images[0]))
+    return tf.reduce_sum(images * weights / 10.0, axis=[1, 2, 3])
+
+
+def _quadratic_critic(images):
+    """f(x) = 0.5 ||x||^2: its gradient at x is x itself."""
+    import tensorflow as tf
+
+    return 0.5 * tf.reduce_sum(tf.square(images), axis=[1, 2, 3])
+
+
+def _tanh_critic(images):
+    """A small non-linear critic whose gradient norm differs from point to point."""
+    import tensorflow as tf
+
+    return tf.reduce_sum(tf.tanh(2.0 * images) + 0.3 * images, axis=[1, 2, 3])
+
+
+def _gradient_penalty_cases(rng):
+    def images(*shape):
+        return rng.uniform(-1, 1, shape).astype("float32")
+
+    return [
+        (_linear_critic, images(3, 2, 2, 1), images(3, 2, 2, 1), rng.uniform(size=3).astype("float32")),
+        (_quadratic_critic, images(4, 3, 3, 2), images(4, 3, 3, 2), rng.uniform(size=4).astype("float32")),
+        (_tanh_critic, images(2, 4, 4, 1), images(2, 4, 4, 1), np.array([0.0, 1.0], "float32")),
+        # a zero gradient: the penalty is (0 - 1)^2 = 1 (the 1e-12 inside the square root
+        # keeps the penalty's own gradient finite here; its value does not show it)
+        (_quadratic_critic, np.zeros((2, 2, 2, 1), "float32"), np.zeros((2, 2, 2, 1), "float32"),
+         np.array([0.5, 0.5], "float32")),
+    ]
+
+
+def _gradient_penalty_reference(critic_fn, real, fake, epsilon):
+    from kerasgan import losses
+
+    return _to_numpy(losses.gradient_penalty(critic_fn, real, fake, epsilon=epsilon))
+
+
+register(Exercise(
+    "04.wasserstein_critic_loss", "04_wgan_gp.ipynb",
+    "the critic's Wasserstein loss C(G(z)) - C(x), per example",
+    _reference("wasserstein_critic_loss"), _logit_cases,
+))
+register(Exercise(
+    "04.gradient_penalty", "04_wgan_gp.ipynb",
+    "WGAN-GP's gradient penalty at given interpolation coefficients, per example",
+    _gradient_penalty_reference, _gradient_penalty_cases, atol=1e-4,
+))
+
+
+# === 10 · Serving ===
+
+
+def _payload_reference(format):
+    def solution(latent, labels, *truncation):
+        from kerasgan import serving
+
+        inputs = {"latent": latent, "labels": labels}
+        specs = {"latent": ("float32", (None, np.shape(latent)[1])), "labels": ("int32", (None,))}
+        if truncation:
+            inputs["truncation"], specs["truncation"] = truncation[0], ("float32", ())
+        return serving.rest_payload(inputs, specs, format=format)
+
+    solution.__name__ = f"rest_payload_{format}"
+    return solution
+
+
+def _labelled_latents(rng, with_truncation=False):
+    def case(n, dim, labels, *extra):
+        latent = rng.normal(size=(n, dim)).astype("float32")
+        return (latent, np.asarray(labels, "int32"), *extra)
+
+    if with_truncation:
+        return [
+            case(3, 4, [0, 5, 9], np.float32(0.5)),
+            case(1, 2, [7], 2.0),  # one example, a Python float
+            case(2, 3, [1, 1], np.float32(1.0)),
+        ]
+    return [
+        case(3, 4, [0, 5, 9]),
+        case(1, 2, [7]),  # one example: still a list of one instance
+        (rng.normal(size=(2, 3)), np.array([1, 1], "int64")),  # float64 and int64 from NumPy
+    ]
+
+
+def _response_cases(rng):
+    def pixels(*shape):
+        return rng.integers(0, 256, shape).tolist()
+
+    return [
+        ({"predictions": pixels(2, 3, 3, 1)},),  # row format, one output: its name is dropped
+        ({"outputs": pixels(1, 2, 2, 3)},),  # columnar, one output
+        ({"predictions": [{"images": pixels(2, 2, 1), "scores": 0.5},
+                          {"images": pixels(2, 2, 1), "scores": 0.1}]},),  # row, two outputs
+        ({"outputs": {"images": pixels(2, 2, 2, 1), "row_images": pixels(2, 2, 1)}},),
+    ]
+
+
+def _images_from_response_reference(response):
+    from kerasgan.serving import images_from_response
+
+    return images_from_response(response)
+
+
+register(Exercise(
+    "10.row_payload", "10_serving_with_tf_serving.ipynb",
+    "a TF Serving REST body in the row format for latent vectors and class labels",
+    _payload_reference("row"), _labelled_latents,
+))
+register(Exercise(
+    "10.columnar_payload", "10_serving_with_tf_serving.ipynb",
+    "a TF Serving REST body in the columnar format with a scalar truncation",
+    _payload_reference("columnar"), lambda rng: _labelled_latents(rng, with_truncation=True),
+))
+register(Exercise(
+    "10.parse_predictions", "10_serving_with_tf_serving.ipynb",
+    "the uint8 images of a TF Serving predict response, row or columnar",
+    _images_from_response_reference, _response_cases, atol=0,
 ))

@@ -18,7 +18,7 @@ Where the images come from is a choice, `source=`:
 
 A **folder of your own images** (`load("path/to/folder")`) works too, with class labels taken
 from its sub-folders. `training_pipeline` then turns any of these into what `fit` wants: cached,
-shuffled, batched and prefetched.
+shuffled, augmented after the cache when there is a random augmentation, batched and prefetched.
 
 Example:
     >>> from kerasgan import datasets
@@ -187,7 +187,8 @@ def load_arrays(name):
     """The embedded dataset `name` as NumPy arrays, straight from its `.npz` file.
 
     Args:
-        name: `"mnist"` or `"digits"` (see `EMBEDDED`).
+        name: `"mnist"` or `"digits"` (see `EMBEDDED`), or `"colored_mnist"`, which is computed
+            from the MNIST file at load time (see `GENERATED`).
 
     Returns:
         `(images, labels)`: uint8 images `[N, H, W]` (or `[N, H, W, C]`) in 0..255 and int64
@@ -201,6 +202,8 @@ def load_arrays(name):
         >>> images.shape, images.dtype, np.bincount(labels)
         ((5000, 28, 28), dtype('uint8'), array([500, 500, ..., 500]))
     """
+    if name in GENERATED:
+        return GENERATED[name]()
     path = _embedded_path(name)
     rebuild = "rebuild it with 'python scripts/build_embedded_data.py'"
     if "KERASGAN_DATA_DIR" in os.environ:
@@ -647,23 +650,28 @@ def load_image_folder(path, *, image_size=64, channels=3, with_labels=False):
 
 
 def training_pipeline(
-    dataset, batch_size, *, shuffle=True, seed=None, cache=True, drop_remainder=True
+    dataset, batch_size, *, shuffle=True, seed=None, cache=True, drop_remainder=True, augment=None
 ):
-    """Cache, shuffle, batch and prefetch a dataset for `fit`.
+    """Cache, shuffle, augment, batch and prefetch a dataset for `fit`.
 
     The order matters: caching first keeps decoded images in memory, so decoding and resizing
     happen once, not every epoch; shuffling after the cache gives a new order every epoch;
-    prefetching last lets the CPU prepare the next batch while the model trains on this one.
+    random augmentation after the cache gives new draws every epoch (before it, the cache would
+    replay the first epoch's); prefetching last lets the CPU prepare the next batch while the
+    model trains on this one.
 
     Args:
         dataset: an unbatched dataset, e.g. from `load`.
         batch_size: images per batch.
         shuffle: shuffle (buffer: the whole dataset, at most 10,000 elements), reshuffled
             every epoch.
-        seed: the shuffle seed, for repeatable runs.
+        seed: the shuffle and augmentation seed, for repeatable runs.
         cache: keep the prepared elements in memory after the first epoch.
         drop_remainder: drop the last, smaller batch (GAN losses and batch statistics assume
             full batches).
+        augment: a random augmentation `fn(element, seed) -> element` (see `augmented`),
+            applied after the cache. Default: the one a dataset made by `augmented` carries
+            (e.g. `load_unpaired`'s jitter), whose deterministic part is then what is cached.
 
     Returns:
         A batched, prefetched `tf.data.Dataset`.
@@ -681,6 +689,8 @@ def training_pipeline(
         or batch_size < 1
     ):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if augment is None and getattr(dataset, "augmentation", None) is not None:
+        dataset, augment = dataset.unaugmented, dataset.augmentation
     count = int(dataset.cardinality())  # -1: infinite, -2: unknown
     if count == 0 or (0 <= count < batch_size and drop_remainder):
         raise DataError(
@@ -692,21 +702,335 @@ def training_pipeline(
     if shuffle:
         buffer = min(count, 10_000) if count > 0 else 10_000
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    if augment is not None:
+        dataset = augmented(dataset, augment, seed)
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def augmented(dataset, augment, seed=None):
+    """`dataset` with a random augmentation applied, drawn anew on every pass over it.
+
+    Random ops in a `tf.data` map draw the same values on every pass once a global seed is set
+    (`keras.utils.set_random_seed`), and a cache after them would freeze the first pass's draws
+    anyway. Here every element gets its own seed for TensorFlow's stateless random ops from
+    `tf.data.Dataset.random(seed, rerandomize_each_iteration=True)`: new seeds on every pass,
+    the same sequence of passes for the same `seed`.
+
+    The result keeps its parts, `unaugmented` and `augmentation`, so that `training_pipeline`
+    can cache the deterministic part and augment after the cache.
+
+    Args:
+        dataset: the deterministic dataset.
+        augment: `fn(element, seed) -> element`; `seed` is a `[2]` int64 tensor, e.g. for
+            `tf.image.stateless_random_crop` (see `random_jitter`, `jitter_pairs`).
+        seed: seed of the per-element seeds.
+
+    Returns:
+        The augmented `tf.data.Dataset`, with as many elements as `dataset`.
+    """
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    seeds = seeds.batch(2, drop_remainder=True)
+    result = tf.data.Dataset.zip((dataset, seeds)).map(
+        augment, num_parallel_calls=tf.data.AUTOTUNE
+    )
+    result.unaugmented = dataset
+    result.augmentation = augment
+    return result
 
 
 def describe(dataset):
     """A one-line summary of a dataset of images, for logs and the CLI.
 
     Returns:
-        e.g. `"5,000 images of 28x28x1"`, `"1,797 images of 8x8x1 with labels"`, or
+        e.g. `"5,000 images of 28x28x1"`, `"1,797 images of 8x8x1 with labels"`,
+        `"5,000 (a, b) pairs of 32x32x1 images"` (CycleGAN's unpaired sets), or
         `"images of 64x64x3"` when the count is unknown.
     """
     spec = dataset.element_spec
-    image = spec[0] if isinstance(spec, tuple) else spec
-    shape = "x".join("?" if d is None else str(d) for d in image.shape)
+    parts = spec if isinstance(spec, tuple) else (spec,)
+    shapes = ["x".join("?" if d is None else str(d) for d in part.shape) for part in parts]
     count = int(dataset.cardinality())
-    labelled = " with labels" if isinstance(spec, tuple) else ""
-    return (
-        f"{count:,} images of {shape}{labelled}" if count >= 0 else f"images of {shape}{labelled}"
+    number = f"{count:,} " if count >= 0 else ""
+    if len(parts) == 2 and all(part.shape.rank == 3 for part in parts):  # two images, no label
+        images = shapes[0] if shapes[0] == shapes[1] else " and ".join(shapes)
+        return f"{number}(a, b) pairs of {images} images"
+    labelled = " with labels" if len(parts) > 1 else ""
+    return f"{number}images of {shapes[0]}{labelled}"
+
+
+# === Coloured digits (generated from the embedded MNIST sample; StyleGAN, notebook 06) ===
+#
+# A style-based generator shows what it does when the data has factors at different scales.
+# Coloured digits have two: the digit's *shape* (a coarse, layout-level factor) and its *colours*
+# (stroke and background, factors that every pixel carries). A StyleGAN trained on them on a CPU
+# comes to control shape with its coarse styles and colour with its fine ones, which is what a
+# style-mixing grid shows.
+
+COLORED_MNIST_SEED = 2019
+# Smallest Euclidean distance between stroke and background colours (RGB in [0, 1]; the largest
+# possible is sqrt(3)): every digit stays legible.
+MIN_COLOUR_DISTANCE = 0.6
+
+
+def colored_mnist_arrays(seed=COLORED_MNIST_SEED):
+    """The embedded MNIST sample with a random stroke and background colour per digit.
+
+    Each digit's ink (0..255) blends a background colour into a stroke colour:
+    `pixel = background * (1 - ink/255) + stroke * ink/255`. Both colours are uniform in the RGB
+    cube, drawn again until they are at least `MIN_COLOUR_DISTANCE` apart. The same seed gives
+    the same images on every machine (NumPy's PCG64 stream).
+
+    Args:
+        seed: seed of the colours.
+
+    Returns:
+        `(images, labels)`: uint8 `[5000, 28, 28, 3]` and int64 `[5000]` (the digit classes).
+    """
+    digits, labels = load_arrays("mnist")
+    rng = np.random.default_rng(seed)
+    stroke = rng.uniform(0.0, 1.0, (len(digits), 3))
+    background = rng.uniform(0.0, 1.0, (len(digits), 3))
+    while True:
+        close = np.linalg.norm(stroke - background, axis=1) < MIN_COLOUR_DISTANCE
+        if not close.any():
+            break
+        background[close] = rng.uniform(0.0, 1.0, (int(close.sum()), 3))
+    ink = digits[..., None].astype("float64") / 255.0
+    images = background[:, None, None, :] * (1.0 - ink) + stroke[:, None, None, :] * ink
+    return np.round(images * 255.0).astype(np.uint8), labels
+
+
+# Embedded datasets computed at load time from another embedded file: name -> builder.
+GENERATED = {"colored_mnist": colored_mnist_arrays}
+EMBEDDED["colored_mnist"] = EMBEDDED["mnist"]  # the file it is made from
+_TITLES["colored_mnist"] = (
+    "the coloured digits", "the coloured digits generated from the embedded MNIST sample"
+)
+
+
+# === Unpaired pairs (CycleGAN) ===
+#
+# CycleGAN (notebook 05) trains on two sets of images, A and B, with no pairing between them. Its
+# dataset yields `(a, b)` tuples of one image from each set; which `a` meets which `b` is random
+# and means nothing.
+
+# tensorflow-datasets' `cycle_gan/<pair>` configurations (splits trainA, trainB, testA, testB).
+CYCLE_GAN_PAIRS = (
+    "apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
+    "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower",
+)
+# Embedded pairs: name -> (embedded dataset of A, embedded dataset of B).
+EMBEDDED_PAIRS = {"digits": ("digits", "mnist")}
+UNPAIRED_PAIRS = tuple(EMBEDDED_PAIRS) + CYCLE_GAN_PAIRS
+
+# The tutorial's jitter loads 256 px images at 286 px and crops 256 at random.
+JITTER_SCALE = 286 / 256
+# Elements in each side's shuffle buffer when pairing (photos at 256 px: ~200 MB of uint8 each).
+PAIRING_BUFFER = 1_000
+
+
+def jitter_load_size(image_size):
+    """The size images are enlarged to before the jitter's random crop (286 for 256)."""
+    return int(round(image_size * JITTER_SCALE))
+
+
+def random_jitter(image, image_size, mirror=True, seed=None):
+    """The CycleGAN/pix2pix augmentation: enlarge by 286/256, crop back at random, maybe mirror.
+
+    Args:
+        image: a float image `[H, W, C]` (any size; it is resized first).
+        image_size: the output's height and width.
+        mirror: flip left-right with probability 1/2 (right for photos, wrong for digits).
+        seed: seed of TensorFlow's stateless random ops, an int or `[2]` integers (the same
+            seed gives the same crop and flip); None draws one.
+
+    Returns:
+        The image `[image_size, image_size, C]`.
+    """
+    if seed is None:
+        seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+    elif isinstance(seed, (int, np.integer)):
+        seed = (int(seed), 0)
+    crop_seed, flip_seed = tf.unstack(tf.random.split(seed, 2))
+    load_size = jitter_load_size(image_size)
+    if tuple(image.shape[:2]) != (load_size, load_size):
+        image = tf.image.resize(image, (load_size, load_size), method="bilinear", antialias=True)
+    channels = image.shape[-1]
+    image = tf.image.stateless_random_crop(image, (image_size, image_size, channels), crop_seed)
+    if mirror:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return image
+
+
+def jitter_pairs(image_size, mirror=True):
+    """`random_jitter` for `(a, b)` pairs as an augmentation `fn(pair, seed)` (see `augmented`);
+    each side gets a crop and flip of its own."""
+
+    def jitter(pair, seed):
+        side_seeds = tf.unstack(tf.random.split(seed, len(pair)))
+        return tuple(
+            random_jitter(image, image_size, mirror, side_seed)
+            for image, side_seed in zip(pair, side_seeds)
+        )
+
+    return jitter
+
+
+def zip_unpaired(a, b, seed=0):
+    """Pair two datasets at random: `(a, b)` elements, as many as the larger set has.
+
+    Each side is shuffled on its own (buffer `PAIRING_BUFFER`) and repeated, so the smaller set
+    is reused in a new order; the pairing is random, and fixed by `seed`.
+
+    Args:
+        a: a dataset with a known, non-zero number of elements.
+        b: likewise.
+        seed: seed of the two shuffles.
+
+    Returns:
+        A `tf.data.Dataset` of `(a, b)` with `max(len(a), len(b))` elements.
+    """
+    counts = [int(side.cardinality()) for side in (a, b)]
+    if min(counts) < 1:
+        raise DataError(f"both image sets must hold a known number of images, got {counts}")
+    sides = [
+        side.shuffle(min(count, PAIRING_BUFFER), seed=seed + offset).repeat()
+        for offset, (side, count) in enumerate(zip((a, b), counts))
+    ]
+    return tf.data.Dataset.zip(tuple(sides)).take(max(counts))
+
+
+def load_unpaired(
+    pair="digits",
+    source="auto",
+    image_size=None,
+    channels=None,
+    data_a=None,
+    data_b=None,
+    *,
+    jitter=None,
+    seed=0,
+    data_dir=None,
+):
+    """Two unpaired sets of images, A and B, as one dataset of `(a, b)` for CycleGAN.
+
+    Three kinds of pairs:
+
+    * `"digits"` (embedded, the offline default): A is scikit-learn's 1,797 8x8 digits
+      upsampled (blurry, thick, filling the frame), B the 5,000 MNIST digits (sharp, thin
+      strokes with a margin): two real writing and scanning styles of the same ten classes.
+      32 px, 1 channel by default; no jitter (a mirrored digit is not a digit).
+    * a tensorflow-datasets pair, `cycle_gan/<pair>` (`"horse2zebra"`, `"monet2photo"`, ...; see
+      `CYCLE_GAN_PAIRS`), splits `trainA` and `trainB`: downloaded once when online. 256 px RGB
+      by default, with the TensorFlow tutorial's random jitter (enlarge to 286 px, random crop
+      256, random mirror).
+    * two folders of images, `data_a` and `data_b` (see `load_image_folder`): 64 px RGB by
+      default, with the jitter.
+
+    About the jitter: it is drawn anew on every pass over the dataset (see `augmented`), and
+    `training_pipeline` caches the images before it and jitters after the cache, so every epoch
+    trains on new crops of images decoded and resized only once.
+
+    Args:
+        pair: `"digits"` or a name in `CYCLE_GAN_PAIRS`; ignored with folders (must then be None
+            or "folders").
+        source: `"auto"`, `"tfds"` or `"embedded"`, as in `load`. The digits pair is embedded
+            only; the tensorflow-datasets pairs have no embedded copy.
+        image_size: output height and width (default: 32, 256 or 64, see above).
+        channels: 1 or 3 (default: 1 for digits, 3 otherwise); both sides get the same.
+        data_a: a folder of images of A (with `data_b`).
+        data_b: a folder of images of B (with `data_a`).
+        jitter: apply the random jitter (default: on for photos, off for digits).
+        seed: seed of the random pairing and of the jitter.
+        data_dir: tensorflow-datasets' data folder.
+
+    Returns:
+        An unbatched `tf.data.Dataset` of `(a, b)` float32 images `[H, W, C]` in `[-1, 1]`, as
+        many as the larger set holds (the smaller one is reused, reshuffled).
+
+    Raises:
+        ConfigError: an unknown pair or source, only one folder, bad size or channels.
+        DataError: the images cannot be had (offline without the dataset, empty folders).
+
+    Example:
+        >>> pairs = load_unpaired("digits")                 # embedded, offline
+        >>> a, b = next(iter(pairs))                        # each float32 [32, 32, 1]
+        >>> photos = load_unpaired("horse2zebra")           # online: tensorflow-datasets
+        >>> mine = load_unpaired(data_a="photos/summer", data_b="photos/winter", image_size=128)
+    """
+    if source not in SOURCES:
+        raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    size = _image_size(image_size)
+    _check_channels(channels)
+    if (data_a is None) != (data_b is None):
+        raise ConfigError("give both image folders, data_a (domain A) and data_b (domain B)")
+    if data_a is not None:
+        if pair not in (None, "folders"):
+            raise ConfigError(f"give either a pair ({pair!r}) or two image folders, not both")
+        size = size or (64, 64)
+        channels = channels or 3
+        jitter = True if jitter is None else jitter
+        _check_jitter(jitter, size)
+        # With the jitter, read at the enlarged size straight away (one resize, not two).
+        read_size = (jitter_load_size(size[0]),) * 2 if jitter else size
+        sides = [
+            load_image_folder(folder, image_size=read_size, channels=channels)
+            for folder in (data_a, data_b)
+        ]
+        pairs = zip_unpaired(*sides, seed=seed)
+        return augmented(pairs, jitter_pairs(size[0]), seed) if jitter else pairs
+    if pair not in UNPAIRED_PAIRS:
+        raise ConfigError(
+            f"unknown pair {pair!r}; choose one of: {', '.join(UNPAIRED_PAIRS)} "
+            "(or give two image folders)"
+        )
+    if pair in EMBEDDED_PAIRS:
+        if source == "tfds":
+            raise DataError(
+                f"the {pair} pair is embedded only (tensorflow-datasets has no such pair); "
+                "use source='embedded' or 'auto' (CLI: --data embedded)"
+            )
+        name_a, name_b = EMBEDDED_PAIRS[pair]
+        sides = []
+        for name in (name_a, name_b):
+            images = load_arrays(name)[0]
+            sides.append(tf.data.Dataset.from_tensor_slices(
+                images[..., None] if images.ndim == 3 else images
+            ))
+        size = size or (32, 32)
+        channels = channels or 1
+        jitter = False if jitter is None else jitter
+        mirror = False
+    else:
+        if source == "embedded":
+            raise DataError(
+                f"the {pair} pair has no embedded copy; use source='auto' or 'tfds' (online), "
+                "the embedded 'digits' pair, or two image folders"
+            )
+        name = f"cycle_gan/{pair}"
+        sides = []
+        for split in ("trainA", "trainB"):
+            dataset, reason, advice = _from_tfds(name, name, split, data_dir, False)
+            if dataset is None:
+                raise DataError(
+                    f"{reason}; {advice}, or use the embedded 'digits' pair or two image folders"
+                )
+            sides.append(dataset)
+        size = size or (256, 256)
+        channels = channels or 3
+        jitter = True if jitter is None else jitter
+        mirror = True
+    _check_jitter(jitter, size)
+    read_size = (jitter_load_size(size[0]),) * 2 if jitter else size
+    pairs = zip_unpaired(*sides, seed=seed).map(
+        lambda a, b: (
+            prepare_image(a, read_size, channels), prepare_image(b, read_size, channels)
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
     )
+    return augmented(pairs, jitter_pairs(size[0], mirror), seed) if jitter else pairs
+
+
+def _check_jitter(jitter, size):
+    if jitter and size[0] != size[1]:
+        raise ConfigError(f"the random jitter needs a square image_size, got {size}")

@@ -238,7 +238,7 @@ def _input_gradients(discriminator_fn, images):
     return ops.reshape(gradients, (ops.shape(gradients)[0], -1))
 
 
-def gradient_penalty(critic_fn, real, fake, seed=None):
+def gradient_penalty(critic_fn, real, fake, seed=None, epsilon=None, return_norms=False):
     """WGAN-GP's gradient penalty (Gulrajani et al., 2017), per example, unweighted.
 
     `GP = (||grad_x_hat C(x_hat)||_2 - 1)^2`,  `x_hat = eps * x + (1 - eps) * G(z)`,
@@ -253,18 +253,31 @@ def gradient_penalty(critic_fn, real, fake, seed=None):
         real: real images `[batch, H, W, C]`.
         fake: generated images, same shape.
         seed: an int or `keras.random.SeedGenerator` for the interpolation coefficients.
+        epsilon: explicit interpolation coefficients `[batch]` in `[0, 1]` instead of random
+            ones (1: the real image, 0: the fake one), for tests and exercises.
+        return_norms: also return the gradient norms (what training curves show).
 
     Returns:
-        Per-example float32 penalties `[batch]` (multiply by lambda, typically 10).
+        Per-example float32 penalties `[batch]` (multiply by lambda, typically 10), or
+        `(penalties, norms)` with `return_norms=True`.
+
+    Example:
+        >>> critic = lambda x: 3.0 * ops.sum(x, axis=(1, 2, 3))   # gradient 3 at every pixel
+        >>> gradient_penalty(critic, np.ones((2, 1, 1, 1)), np.zeros((2, 1, 1, 1)))  # (3 - 1)^2
+        [4.0, 4.0]
     """
     real = ops.cast(real, "float32")
     fake = ops.cast(fake, "float32")
-    batch = ops.shape(real)[0]
-    epsilon = keras.random.uniform((batch,) + (1,) * (len(real.shape) - 1), seed=seed)
+    coefficient_shape = (ops.shape(real)[0],) + (1,) * (len(real.shape) - 1)
+    if epsilon is None:
+        epsilon = keras.random.uniform(coefficient_shape, seed=seed)
+    else:
+        epsilon = ops.reshape(ops.cast(epsilon, "float32"), coefficient_shape)
     interpolated = epsilon * real + (1.0 - epsilon) * fake
     gradients = _input_gradients(critic_fn, interpolated)
-    norm = ops.sqrt(ops.sum(ops.square(gradients), axis=1) + 1e-12)
-    return ops.square(norm - 1.0)
+    norms = ops.sqrt(ops.sum(ops.square(gradients), axis=1) + 1e-12)
+    penalties = ops.square(norms - 1.0)
+    return (penalties, norms) if return_norms else penalties
 
 
 def r1_penalty(discriminator_fn, real):
@@ -282,6 +295,154 @@ def r1_penalty(discriminator_fn, real):
     """
     gradients = _input_gradients(discriminator_fn, real)
     return ops.sum(ops.square(gradients), axis=1)
+
+
+def r2_penalty(discriminator_fn, fake):
+    """R2 penalty (Mescheder et al., 2018), per example, unweighted: `||grad_x D(G(z))||^2`.
+
+    R1 on generated images: it flattens D around the fakes instead of the data.
+
+    Args:
+        discriminator_fn: `fn(images) -> logits [batch, ...]`.
+        fake: generated images `[batch, H, W, C]`.
+
+    Returns:
+        Per-example float32 squared gradient norms `[batch]`.
+    """
+    return r1_penalty(discriminator_fn, fake)
+
+
+# === BigGAN ===
+#
+# BigGAN (Brock et al., 2019) trains with the hinge loss above; what it adds is a regularizer on
+# the generator's weights that makes it amenable to the truncation trick.
+
+
+def orthogonal_regularization(kernel, beta=1e-4):
+    """BigGAN's orthogonal regularization of one weight matrix:
+    `R(W) = beta * ||W^T W * (1 - I)||_F^2`.
+
+    Each column of `W` is one output unit's weights (for a convolution kernel
+    `[kh, kw, in, out]`, reshaped to `[kh * kw * in, out]`, one filter per column). The penalty
+    pushes different filters towards orthogonality but, unlike the classic `||W^T W - I||^2`,
+    leaves their norms free: the diagonal is masked out. Brock et al. found that generators
+    trained with it respond much better to truncated latents (section 3.1, beta = 1e-4).
+
+    When a layer has more filters than inputs (a dense layer from a small latent chunk to a
+    4x4xC map), `W^T W` is huge and low-rank; the same value comes from the small Gram matrix,
+    `||W^T W||_F^2 = ||W W^T||_F^2`, minus the masked diagonal `sum_j ||w_j||^4`, which costs
+    `in^2 * out` instead of `out^2 * in`.
+
+    Args:
+        kernel: a weight tensor whose last axis indexes the output units (rank >= 2).
+        beta: the penalty's weight.
+
+    Returns:
+        A float32 scalar.
+
+    Example:
+        >>> float(orthogonal_regularization(np.eye(3, dtype="float32")))   # orthogonal columns
+        0.0
+        >>> float(orthogonal_regularization(np.ones((2, 2), "float32"), beta=1.0))  # 2 * 2^2
+        8.0
+    """
+    kernel = ops.cast(kernel, "float32")
+    if len(kernel.shape) < 2:
+        raise ConfigError(f"orthogonal_regularization needs a matrix, got shape {kernel.shape}")
+    columns = kernel.shape[-1]
+    matrix = ops.reshape(kernel, (-1, columns))
+    rows = matrix.shape[0]
+    if rows is not None and rows < columns:
+        gram = ops.matmul(matrix, ops.transpose(matrix))  # [rows, rows]
+        squared_norms = ops.sum(ops.square(matrix), axis=0)
+        value = ops.sum(ops.square(gram)) - ops.sum(ops.square(squared_norms))
+        value = ops.maximum(value, 0.0)  # round-off of the difference can dip below zero
+    else:
+        gram = ops.matmul(ops.transpose(matrix), matrix)  # [columns, columns]
+        off_diagonal = gram * (1.0 - ops.eye(columns, dtype="float32"))
+        value = ops.sum(ops.square(off_diagonal))
+    return beta * value
+
+
+@keras.saving.register_keras_serializable(package="kerasgan")
+class OrthogonalRegularizer(keras.regularizers.Regularizer):
+    """`orthogonal_regularization` as a Keras kernel regularizer (BigGAN's variant).
+
+    Unlike `keras.regularizers.OrthogonalRegularizer` (mean absolute cosine similarity of the
+    normalized rows), this is Brock et al.'s squared Frobenius norm of the off-diagonal Gram
+    matrix, with unnormalized filters. A layer built with it adds the penalty to its `losses`,
+    which the GAN adds to that network's loss.
+
+    Args:
+        beta: the penalty's weight (the paper's 1e-4).
+
+    Example:
+        >>> conv = keras.layers.Conv2D(64, 3, kernel_regularizer=OrthogonalRegularizer(1e-4))
+    """
+
+    def __init__(self, beta=1e-4):
+        if beta < 0:
+            raise ConfigError(f"beta must be >= 0, got {beta}")
+        self.beta = float(beta)
+
+    def __call__(self, kernel):
+        return orthogonal_regularization(kernel, self.beta)
+
+    def get_config(self):
+        return {"beta": self.beta}
+
+
+# === Cycle consistency (CycleGAN) ===
+#
+# CycleGAN (Zhu et al., 2017) learns G: A -> B and F: B -> A from unpaired images. The adversarial
+# losses only ask that G(a) *looks like* some image of B; these two terms ask that it keeps what
+# `a` was about. Both are L1 distances (mean absolute error over pixels), per example; the model
+# weights them (lambda = 10 for the cycle, 0.5 * lambda for identity in the paper).
+
+
+def _mean_absolute_error(target, prediction):
+    target = ops.cast(target, "float32")
+    prediction = ops.cast(prediction, "float32")
+    return per_example(ops.abs(target - prediction))
+
+
+def cycle_consistency_loss(real, cycled):
+    """Cycle-consistency loss: `L_cyc = ||F(G(a)) - a||_1` (and `||G(F(b)) - b||_1`).
+
+    Translating to the other domain and back must return the original image, so G cannot map
+    every input to the same convincing output (a mode collapse the adversarial loss alone
+    allows), and what the image shows survives the translation.
+
+    Args:
+        real: the original images `[batch, H, W, C]`.
+        cycled: the same images after a round trip, e.g. `F(G(a))`, same shape.
+
+    Returns:
+        Per-example float32 mean absolute errors `[batch]` (multiply by lambda, typically 10).
+
+    Example:
+        >>> cycle_consistency_loss(np.zeros((2, 4, 4, 1)), np.full((2, 4, 4, 1), 0.5))
+        [0.5, 0.5]
+    """
+    return _mean_absolute_error(real, cycled)
+
+
+def identity_loss(real, same):
+    """Identity loss: `L_idt = ||G(b) - b||_1` (and `||F(a) - a||_1`).
+
+    An image that is already in the target domain should pass through the generator unchanged.
+    Zhu et al. added it for paintings <-> photos, where without it G was free to shift the
+    colours of the whole image (a tint that the cycle can undo); it keeps G close to the
+    identity wherever no translation is needed.
+
+    Args:
+        real: images of the generator's *target* domain, e.g. `b` for G: A -> B.
+        same: the generator's output on them, e.g. `G(b)`, same shape.
+
+    Returns:
+        Per-example float32 mean absolute errors `[batch]` (multiply by 0.5 * lambda).
+    """
+    return _mean_absolute_error(real, same)
 
 
 # === Neural style transfer ===

@@ -35,6 +35,8 @@ class Recipe:
         export: optional `fn(model, export_dir, name, metadata=...) -> path` for models that
             export more than one SavedModel (e.g. CycleGAN's two directions); default
             `kerasgan.export.export_model`.
+        jit_compile_cpu: whether `--jit auto` compiles the training step with XLA on a machine
+            without a GPU; measured per model with `benchmarks/speed.py` (numbers below).
     """
 
     name: str
@@ -49,11 +51,25 @@ class Recipe:
     load_data: Callable | None = None
     image_shape: Callable | None = None
     export: Callable | None = None
+    # XLA vs graph mode, default presets and batch sizes, `benchmarks/speed.py --steps 30
+    # --rounds 5` on the 2-core Xeon (AVX512-BF16, no AMX exposed), shared with other jobs;
+    # images/s fp32 graph / fp32 XLA (bf16 graph / bf16 XLA):
+    #   dcgan 487 / 430 (411 / 412)     cgan 413 / 402 (277 / 415)    wgan-gp 523 / 412 (314 / 430)
+    #   cyclegan 63 / 64 (47 / 61)      stylegan 174 / 131 (118 / XLA fails to compile)
+    #   biggan 143 / 103 (99 / 94)
+    # XLA was never clearly faster than float32 graph mode (cyclegan: a tie), the fastest
+    # setting of every model here: off for all.
+    jit_compile_cpu: bool = False
 
 
 # CLI name -> module defining `RECIPE`. Imported only when that model is asked for.
 MODEL_MODULES = {
     "dcgan": "kerasgan.models.dcgan",
+    "cgan": "kerasgan.models.conditional_gan",
+    "wgan-gp": "kerasgan.models.wgan_gp",
+    "stylegan": "kerasgan.models.stylegan",
+    "biggan": "kerasgan.models.biggan",
+    "cyclegan": "kerasgan.models.cyclegan",
 }
 
 

@@ -53,8 +53,13 @@ def signature_inputs(saved_model_path, signature="serving_default"):
 def check_inputs(inputs, expected):
     """Validate a request's inputs against `signature_inputs(...)`; returns them as arrays.
 
+    Integer inputs (class labels, uint8 pixels) must hold whole numbers within the dtype's
+    range: a float image in `[-1, 1]` sent as uint8 pixels, or a label of 2.5, would otherwise
+    be cast (and wrapped) silently into a valid-looking request.
+
     Raises:
-        ConfigError: missing or unexpected names, wrong dtype kind, wrong rank or fixed size.
+        ConfigError: missing or unexpected names, wrong dtype kind, values an integer input
+            cannot hold, wrong rank or fixed size.
     """
     missing = sorted(set(expected) - set(inputs))
     extra = sorted(set(inputs) - set(expected))
@@ -69,6 +74,8 @@ def check_inputs(inputs, expected):
         given = np.asarray(inputs[name])
         if given.dtype.kind not in "biuf":
             raise ConfigError(f"input {name!r} must be numbers, got {given.dtype}")
+        if np.dtype(dtype).kind in "iu":
+            _check_integers(name, given, np.dtype(dtype))
         array = given.astype(dtype, copy=False)
         if array.ndim != len(shape) or any(
             want is not None and want != got for want, got in zip(shape, array.shape)
@@ -77,6 +84,21 @@ def check_inputs(inputs, expected):
             raise ConfigError(f"input {name!r} has shape {array.shape}; the signature wants {shown}")
         arrays[name] = array
     return arrays
+
+
+def _check_integers(name, values, dtype):
+    if not values.size:
+        return
+    # The most common slip: generator-style floats in [-1, 1] sent where pixels are expected.
+    hint = " (images in [-1, 1]? send pixels: round((x + 1) * 127.5))" if dtype == np.uint8 else ""
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values) & (values == np.round(values))):
+        raise ConfigError(f"input {name!r} takes whole numbers ({dtype.name}), got fractions{hint}")
+    low, high = np.iinfo(dtype).min, np.iinfo(dtype).max
+    if values.min() < low or values.max() > high:
+        raise ConfigError(
+            f"input {name!r} takes {dtype.name} values in [{low}, {high}], got values from "
+            f"{values.min()} to {values.max()}{hint}"
+        )
 
 
 # === REST ===
@@ -108,7 +130,9 @@ def rest_payload(inputs, expected=None, format="columnar", signature_name=None):
             )
         sizes = {len(array) for array in arrays.values()}
         if len(sizes) != 1:
-            raise ConfigError("row format needs every input to have the same batch size")
+            raise ConfigError(
+                "row format needs every input to have the same batch size; use the columnar format"
+            )
         (size,) = sizes
         payload = {
             "instances": [
@@ -152,8 +176,21 @@ def parse_rest_response(response, output="images"):
 
 
 def images_from_response(response, output="images"):
-    """The uint8 images of a predict response."""
-    return parse_rest_response(response, output).astype("uint8")
+    """The uint8 images of a predict response.
+
+    Pixels (`serving_default`) are returned as they are; floats (`predict_float`'s `[-1, 1]`)
+    are mapped to pixels the way the exports do (rounded, clipped).
+
+    Raises:
+        ServingError, ConfigError: as `parse_rest_response`; ConfigError when integers fall
+            outside `[0, 255]`.
+    """
+    values = parse_rest_response(response, output)
+    if values.dtype.kind == "f":
+        return np.clip(np.round((values + 1.0) * 127.5), 0, 255).astype("uint8")
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise ConfigError(f"output {output!r} holds values outside [0, 255]: not uint8 images")
+    return values.astype("uint8")
 
 
 def rest_url(host, model, version=None, port=8501):
@@ -171,6 +208,25 @@ def predict_rest(url, payload, timeout=30.0):
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
     )
+    return _http_json(request, url, timeout)
+
+
+def model_status(host, model, port=8501, timeout=1.0):
+    """TF Serving's status of `model` (`GET /v1/models/MODEL`): its versions and their states.
+
+    A quick probe too: an unreachable server fails within `timeout` seconds.
+
+    Returns:
+        e.g. `{"model_version_status": [{"version": "2", "state": "AVAILABLE", ...}]}`.
+
+    Raises:
+        ServingError: when no server answers, or it does not serve `model`.
+    """
+    url = f"http://{host}:{port}/v1/models/{model}"
+    return _http_json(url, url, timeout)
+
+
+def _http_json(request, url, timeout):
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:
             return json.loads(answer.read())
@@ -190,6 +246,10 @@ def predict_rest(url, payload, timeout=30.0):
 
 def grpc_request(model, inputs, expected=None, signature_name="serving_default", version=None):
     """A `PredictRequest` for TF Serving's gRPC API (needs `tensorflow-serving-api`).
+
+    gRPC tensors carry their dtype and the server wants the signature's exactly: give
+    `expected` (from `signature_inputs`) and the inputs are converted, or pass arrays of the
+    right dtypes (a Python float alone becomes float64, which a float32 input refuses).
 
     Example:
         >>> request = grpc_request("dcgan", {"latent": z})

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from kerasgan import callbacks as gan_callbacks
-from kerasgan import datasets, precision
+from kerasgan import datasets, distribution, precision
 from kerasgan.errors import ConfigError
 from kerasgan.recipes import MODEL_MODULES, Recipe, get_recipe  # noqa: F401 (re-exported)
 from kerasgan.utils import atomic_path, notice
@@ -52,6 +52,11 @@ class RunSummary:
     export_path: str | None
     stopped_by: str | None = None
     precision: str = "float32"
+    strategy: str = "default"
+    replicas: int = 1
+    jit_compile: bool = False
+    # Steps of the epoch the stop cut short: saved, but not counted in `epochs_done`.
+    unfinished_steps: int = 0
     history: dict = dataclasses.field(default_factory=dict)
     # The trained model object, for notebooks; not part of summary.json.
     gan: object = dataclasses.field(default=None, repr=False, compare=False)
@@ -63,9 +68,17 @@ class RunSummary:
         """The one-line summary the CLI prints at the end of a run."""
         speed = f"{self.images_per_second:,.0f} images/s" if self.images_per_second else "n/a"
         stopped = f", stopped by {self.stopped_by}" if self.stopped_by else ""
+        if self.replicas > 1:
+            stopped = f", {self.strategy} x{self.replicas}{stopped}"
+        if self.jit_compile:
+            stopped = f", XLA{stopped}"
         export = f"; exported to {self.export_path}" if self.export_path else "; not exported"
+        unfinished = (
+            f" and {self.unfinished_steps:,} steps of epoch {self.epochs_done + 1} (a rerun "
+            "trains that epoch again)" if self.unfinished_steps else ""
+        )
         return (
-            f"{self.model}: epoch {self.epochs_done}/{self.epochs_total}, {self.steps:,} steps "
+            f"{self.model}: epoch {self.epochs_done}/{self.epochs_total}{unfinished}, {self.steps:,} steps "
             f"this run, {speed}, {_format_seconds(self.wall_seconds)} wall time "
             f"({self.precision}{stopped}); run folder {self.run_dir}{export}"
         )
@@ -76,14 +89,15 @@ def _format_seconds(seconds):
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def _validate(epochs, batch_size, time_budget, data):
+def _validate(epochs, batch_size, time_budget, data, own_loader=False):
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
         raise ConfigError(f"--time-budget must be a positive number of seconds, got {time_budget}")
-    if data not in DATA_SOURCES and not os.path.exists(data):
+    # A recipe with its own loader (e.g. BigGAN's `--data cifar10`) checks `--data` itself.
+    if not own_loader and data not in DATA_SOURCES and not os.path.exists(data):
         raise ConfigError(
             f"--data must be one of {', '.join(DATA_SOURCES)} or an image folder; "
             f"{data!r} does not exist"
@@ -166,6 +180,8 @@ def train(
     seed=0,
     preset="default",
     precision_policy="auto",
+    strategy="default",
+    jit_compile="auto",
     image_size=None,
     channels=None,
     data_options=None,
@@ -189,6 +205,12 @@ def train(
         seed: seeds weights, data order, latent streams and the fixed sample latents.
         preset: the model configuration (`"default"`, `"tiny"`, ...).
         precision_policy: `"auto"`, `"float32"`, `"mixed_bfloat16"` or `"mixed_float16"`.
+        strategy: `"default"`, `"mirrored"`, `"multiworker"` or `"tpu"` (see
+            `kerasgan.distribution`). `batch_size` is the global batch, split between the
+            replicas; batch norm then uses cross-replica statistics. On a multi-worker cluster
+            only the chief writes `output` and exports; worker k writes `output/workers/workerk`.
+        jit_compile: `"auto"` (the recipe's measured choice on CPUs; Keras's on GPUs), `"on"`
+            or `"off"` (or a bool): whether to compile the training step with XLA.
         image_size: image height/width (default: the dataset's; 64 for folders).
         channels: image channels (default: the dataset's; 3 for folders).
         data_options: model-specific data choices passed to the recipe's `load_data` (e.g.
@@ -202,12 +224,22 @@ def train(
         A `RunSummary`.
     """
     recipe = get_recipe(model)
-    _validate(epochs, batch_size, time_budget, data)
+    _validate(epochs, batch_size, time_budget, data, own_loader=recipe.load_data is not None)
     if preset not in recipe.presets:
         raise ConfigError(f"unknown preset {preset!r} for {model}; choose one of: {', '.join(recipe.presets)}")
+    # First: a multi-worker strategy must exist before TensorFlow runs any operation.
+    distributed = distribution.make_strategy(strategy)
+    jit = distribution.resolve_jit(
+        jit_compile, recipe.jit_compile_cpu, distributed.num_replicas_in_sync
+    )
     epochs = epochs or recipe.epochs
     batch_size = batch_size or recipe.batch_size
+    distribution.check_options(distributed, batch_size, time_budget, jit)
     run_dir = output or os.path.join("runs", model)
+    if not distribution.is_chief(distributed):
+        # Every worker keeps its own checkpoints (they must all save); only the chief exports.
+        run_dir = os.path.join(run_dir, "workers", distribution.worker_name(distributed))
+        export = False
     _ensure_writable(run_dir, "output folder")
     if export:
         _ensure_writable(export_dir, "export folder")
@@ -223,6 +255,8 @@ def train(
         "epochs": epochs,
         "time_budget": time_budget,
         "precision": precision_policy,
+        "strategy": strategy,
+        "jit_compile": jit_compile,
     }
 
     dataset = _load_data(recipe, data, image_size, channels, data_options or {})
@@ -235,16 +269,20 @@ def train(
 
     policy = precision.set_precision(precision_policy)
     keras.utils.set_random_seed(seed)
-    gan = recipe.build(preset, int(height), int(depth), seed)
-    gan.compile()
+    with distributed.scope():
+        gan = recipe.build(preset, int(height), int(depth), seed)
+        distribution.prepare_model(gan, distributed)
+        gan.compile(jit_compile=jit)
     # How to rebuild this model without its data (for `export_run`).
     _write_json(os.path.join(run_dir, "model.json"), {
         "model": model, "preset": preset, "image_size": int(height), "channels": int(depth), "seed": seed,
     })
     checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
     initial_epoch = checkpoint.restore()
-    if initial_epoch:
-        notice(f"resuming {run_dir} from its checkpoint after epoch {initial_epoch}")
+    if checkpoint.manager.latest_checkpoint:
+        # A checkpoint of a cut-short epoch counts only the epochs completed before it.
+        when = f"after epoch {initial_epoch}" if initial_epoch else "saved during epoch 1"
+        notice(f"resuming {run_dir} from its checkpoint {when}")
 
     summary_path = os.path.join(run_dir, "summary.json")
     if initial_epoch >= epochs and os.path.exists(summary_path):
@@ -252,7 +290,7 @@ def train(
             previous = json.load(handle)
         if previous.get("export_path") or not export:
             notice(f"{run_dir} is already complete ({initial_epoch} of {epochs} epochs)")
-            previous.update(steps=0, wall_seconds=0.0, stopped_by=None)
+            previous.update(steps=0, wall_seconds=0.0, stopped_by=None, unfinished_steps=0)
             return RunSummary(**previous, gan=gan)
 
     latents_path = os.path.join(run_dir, "sample_latents.npy")
@@ -296,7 +334,8 @@ def train(
         if verbose:
             notice(
                 f"training {model} ({preset}) on {datasets.describe(dataset)}, batch {batch_size}, "
-                f"epochs {initial_epoch + 1}-{epochs}, {policy}; run folder {run_dir}"
+                f"epochs {initial_epoch + 1}-{epochs}, {policy}{_distribution_note(distributed, jit)}; "
+                f"run folder {run_dir}"
             )
         result = gan.fit(
             batches,
@@ -322,7 +361,7 @@ def train(
             metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs_done, "preset": preset},
         )
     stopped_by = None
-    if budget is not None and budget.exhausted:
+    if budget is not None and budget.exhausted and epochs_done < epochs:
         stopped_by = "the time budget"
     elif nan_guard.terminated:
         stopped_by = "a NaN loss (not exported)"
@@ -337,11 +376,21 @@ def train(
         export_path=export_path,
         stopped_by=stopped_by,
         precision=policy,
+        strategy=strategy,
+        replicas=distributed.num_replicas_in_sync,
+        jit_compile=bool(gan.jit_compile),
+        unfinished_steps=checkpoint.unfinished_steps,
         history=history,
         gan=gan,
     )
     _write_json(summary_path, summary.to_json())
     return summary
+
+
+def _distribution_note(strategy, jit):
+    replicas = strategy.num_replicas_in_sync
+    note = f", {replicas} replicas" if replicas > 1 else ""
+    return note + (", XLA" if jit is True else "")
 
 
 def export_run(run_dir, export_dir="saved_models", name=None):
@@ -368,9 +417,10 @@ def export_run(run_dir, export_dir="saved_models", name=None):
     recipe = get_recipe(built["model"])
     gan = recipe.build(built["preset"], built["image_size"], built["channels"], built["seed"])
     gan.compile()
-    epochs = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints")).restore()
-    if not epochs:
+    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
+    if checkpoint.manager.latest_checkpoint is None:
         raise ConfigError(f"{run_dir} holds no checkpoint yet; train at least one epoch first")
+    epochs = checkpoint.restore()
     _ensure_writable(export_dir, "export folder")
     return (recipe.export or export_model)(
         gan, export_dir, name or built["model"],

@@ -24,3 +24,11 @@ def _fresh_keras_state():
     keras.mixed_precision.set_dtype_policy("float32")
     # free_memory=False skips a gc.collect() per test that cost 0.4-5 s of teardown each.
     keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture
+def kerasgan(capsys):
+    """`kerasgan(*args)`: the CLI run in this process (see tests/cli_helpers.py)."""
+    from tests.cli_helpers import run_in_process
+
+    return lambda *args: run_in_process(capsys, *args)

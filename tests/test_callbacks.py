@@ -47,6 +47,29 @@ def test_checkpoint_keeps_only_the_latest(tmp_path):
     assert [os.path.basename(p) for p in checkpoint.manager.checkpoints] == ["ckpt-3", "ckpt-4"]
 
 
+@pytest.mark.parametrize("known_length", [True, False])
+def test_checkpoint_of_a_cut_short_epoch_keeps_its_steps_but_not_the_epoch(tmp_path, known_length):
+    batches = data() if known_length else data().filter(lambda images: True)
+    gan = tiny_gan()
+    checkpoint = callbacks.GANCheckpoint(gan, str(tmp_path))
+    gan.fit(batches, epochs=1, callbacks=[checkpoint], verbose=0)
+    after_epoch_1 = int(gan.g_optimizer.iterations.numpy())
+    budget = callbacks.TimeBudget(1e-9)  # stops epoch 2 after its first step
+    gan.fit(batches, initial_epoch=1, epochs=3, callbacks=[budget, checkpoint], verbose=0)
+    assert checkpoint.unfinished_steps == 1
+    stopped_at = int(gan.g_optimizer.iterations.numpy())
+    assert stopped_at > after_epoch_1
+
+    fresh = tiny_gan(seed=1)
+    restored = callbacks.GANCheckpoint(fresh, str(tmp_path))
+    assert restored.restore() == 1  # epoch 2 is trained again ...
+    assert int(fresh.g_optimizer.iterations.numpy()) == stopped_at  # ... after its saved step
+    fresh.fit(batches, initial_epoch=1, epochs=2, callbacks=[restored], verbose=0)
+    assert restored.unfinished_steps == 0 and int(restored.epoch.numpy()) == 2
+    # Numbers only grow: the complete epoch 2 did not overwrite the cut-short one's files.
+    assert [os.path.basename(p) for p in restored.manager.checkpoints] == ["ckpt-2", "ckpt-3"]
+
+
 def test_time_budget_stops_training_early():
     gan = tiny_gan()
     budget = callbacks.TimeBudget(1e-9)
@@ -84,6 +107,28 @@ def test_sample_grid_writes_one_png_per_epoch_and_a_gif(tmp_path):
     assert not np.array_equal(first, last)  # the samples moved
     assert Image.open(gif).n_frames == 3
     assert os.listdir(tmp_path / "logs" / "samples")  # the grid went to TensorBoard too
+
+
+def test_live_plot_lays_out_a_row_per_class_like_the_sample_grid(monkeypatch):
+    import IPython.display
+
+    from kerasgan import plotting
+    from kerasgan.models.conditional_gan import ConditionalGAN
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda figure: shown.append(figure.axes[0].images[0].get_array()))
+    gan = ConditionalGAN.from_preset("tiny", seed=0)
+    live = callbacks.LivePlot()
+    live.set_model(gan)
+    live.on_epoch_end(0, {"g_loss": 1.0})
+    classes = gan.num_classes
+    expected = plotting.image_grid(
+        gan.generate_from_latent(live.latent, condition=np.repeat(np.arange(classes), classes)),
+        cols=classes,
+    )
+    assert expected.shape[:2] == (classes * 30 + 2,) * 2  # a row per class, 28 px tiles
+    np.testing.assert_array_equal(np.asarray(shown[0]), expected[..., 0])
 
 
 def test_throughput_uses_the_median_step_time():

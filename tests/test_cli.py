@@ -1,49 +1,12 @@
 """The command line as users meet it: help, mistakes (one line, exit 2, no traceback), sampling."""
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.cli_helpers import assert_one_clear_line, kerasgan_process
 
-
-def kerasgan_process(*args, timeout=300):
-    """The real thing: `python -m kerasgan ...` in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, "-m", "kerasgan", *args],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout,
-    )
-
-
-@pytest.fixture
-def kerasgan(capsys):
-    """`cli.main(args)` in this process (seconds faster than a new TensorFlow import), with the
-    same exit code and output a subprocess would give."""
-    from kerasgan import cli
-
-    def run(*args):
-        try:
-            code = cli.main(list(args))
-        except SystemExit as exit_:  # argparse's --help, --version and usage errors
-            code = exit_.code
-        captured = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
-
-    return run
-
-
-def assert_one_clear_line(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("kerasgan")]
-    assert len(lines) == 1, result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+# `kerasgan` (the CLI in this process) is a fixture of conftest.py.
 
 
 def test_help_lists_the_commands():
@@ -120,3 +83,25 @@ def test_sample_draws_a_grid_from_an_export(tmp_path, kerasgan):
     assert_one_clear_line(
         kerasgan("sample", str(tmp_path / "models" / "dcgan"), "--out", str(tmp_path / "grid.jpg")), ".png"
     )
+
+
+def test_sample_turns_the_exports_own_check_into_one_line(tmp_path, kerasgan):
+    import tensorflow as tf
+
+    class Checked(tf.Module):  # an export whose graph validates its request, as ours do
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="latent")])
+        def serve(self, latent):
+            rows = tf.shape(latent)[0]
+            tf.debugging.assert_less_equal(rows, 2, message="latent rows must be in [1, 2]")
+            return {"images": tf.zeros([rows, 8, 8, 1], tf.uint8)}
+
+    module = Checked()
+    tf.saved_model.save(module, str(tmp_path / "checked" / "1"), signatures={"serving_default": module.serve})
+    out = tmp_path / "grid.png"
+    result = kerasgan("sample", str(tmp_path / "checked"), "--n", "4", "--out", str(out))
+    assert_one_clear_line(result)
+    # Only the check's own words: none of TensorFlow's condition, tensors or graph trace.
+    assert result.stderr.strip() == (
+        "kerasgan: error: the model rejected the request: latent rows must be in [1, 2]"
+    )
+    assert not out.exists()

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from kerasgan import cli
-from tests.test_cli import assert_one_clear_line, kerasgan, kerasgan_process  # noqa: F401 (fixture)
+from tests.cli_helpers import assert_one_clear_line, kerasgan_process
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_evaluate_prints_the_table(dcgan_export):
     assert table["n"] == "200" and table["extractor"] == "mnist_judge"
 
 
-def test_the_same_seed_gives_the_same_figures(dcgan_export, kerasgan):  # noqa: F811
+def test_the_same_seed_gives_the_same_figures(dcgan_export, kerasgan):
     first = kerasgan("evaluate", dcgan_export, "--data", "embedded", "--n", "100", "--seed", "3")
     second = kerasgan("evaluate", dcgan_export, "--data", "embedded", "--n", "100", "--seed", "3")
     assert first.returncode == 0, first.stderr
@@ -55,16 +55,16 @@ def test_the_same_seed_gives_the_same_figures(dcgan_export, kerasgan):  # noqa: 
         (["--dataset", "no_such_dataset"], "no_such_dataset"),
     ],
 )
-def test_bad_requests_are_one_clear_line(args, fragment, dcgan_export, kerasgan):  # noqa: F811
+def test_bad_requests_are_one_clear_line(args, fragment, dcgan_export, kerasgan):
     result = kerasgan("evaluate", dcgan_export, "--data", "embedded", *args)
     assert_one_clear_line(result, fragment)
 
 
-def test_a_missing_export_is_one_clear_line(tmp_path, kerasgan):  # noqa: F811
+def test_a_missing_export_is_one_clear_line(tmp_path, kerasgan):
     assert_one_clear_line(kerasgan("evaluate", str(tmp_path / "none"), "--data", "embedded"), "no SavedModel")
 
 
-def test_an_export_without_latent_is_refused(tmp_path, kerasgan):  # noqa: F811
+def test_an_export_without_latent_is_refused(tmp_path, kerasgan):
     class Translator(tf.Module):  # a CycleGAN-like export: images in, images out
         @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images")])
         def translate(self, images):

@@ -6,43 +6,18 @@ which needs ImageNet weights and is not tested offline.
 """
 
 import os
-import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from kerasgan import style_transfer as st
+from tests.cli_helpers import assert_one_clear_line
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHOTO = os.path.join(ROOT, "data", "photos", "chelsea.jpg")  # 451 x 300
 STYLE = os.path.join(ROOT, "data", "styles", "mosaic.jpg")
 FAST = ("--weights", "random", "--size", "64", "--steps", "2")
-
-
-@pytest.fixture
-def kerasgan(capsys):
-    """`cli.main(args)` in this process, with the exit code and output a subprocess would give."""
-    from kerasgan import cli
-
-    def run(*args):
-        try:
-            code = cli.main([str(arg) for arg in args])
-        except SystemExit as exit_:  # argparse's usage errors
-            code = exit_.code
-        captured = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
-
-    return run
-
-
-def assert_one_clear_line(result, *fragments):
-    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("kerasgan")]
-    assert len(lines) == 1 and lines[0].startswith("kerasgan: error:"), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # === It works ===

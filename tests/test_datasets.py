@@ -364,6 +364,56 @@ def test_training_pipeline_batches_shuffles_with_a_seed_and_refuses_tiny_data():
         datasets.training_pipeline(dataset, 0)
 
 
+def epoch_of(batches, side=0):
+    """One pass over batched `(a, b)` pairs: side `side` of every batch, concatenated."""
+    return np.concatenate([batch[side] for batch in batches.as_numpy_iterator()])
+
+
+def test_training_pipeline_caches_before_the_augmentation_and_draws_it_anew_every_epoch():
+    reads = []
+
+    def read(image):  # the deterministic part, counted
+        reads.append(1)
+        return image
+
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 36, 36, 1)).astype("float32")
+    pairs = tf.data.Dataset.from_tensor_slices((images, images[::-1])).map(
+        lambda a, b: (tf.ensure_shape(tf.numpy_function(read, [a], tf.float32), a.shape), b)
+    )
+    jittered = datasets.augmented(pairs, datasets.jitter_pairs(32), seed=0)
+    assert int(jittered.cardinality()) == 4
+    batches = datasets.training_pipeline(jittered, 2, seed=0, shuffle=False)
+    epoch_1, epoch_2 = epoch_of(batches), epoch_of(batches)
+    assert epoch_1.shape == (4, 32, 32, 1)
+    assert len(reads) == 4  # read once, then served from the cache
+    assert not np.array_equal(epoch_1, epoch_2)  # new crops every epoch
+    again = datasets.training_pipeline(jittered, 2, seed=0, shuffle=False)
+    np.testing.assert_array_equal(epoch_of(again), epoch_1)  # the same seed, the same crops
+    # An explicit augmentation works on a plain dataset too.
+    explicit = datasets.training_pipeline(pairs, 2, seed=0, shuffle=False,
+                                          augment=datasets.jitter_pairs(32))
+    np.testing.assert_array_equal(epoch_of(explicit), epoch_1)
+
+
+def test_unpaired_photos_get_new_crops_every_epoch(tmp_path):
+    rng = np.random.default_rng(0)
+    for side, count in (("a", 2), ("b", 3)):
+        (tmp_path / side).mkdir()
+        for index in range(count):
+            noise = rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)  # lossless, full of detail
+            Image.fromarray(noise).save(tmp_path / side / f"{index}.png")
+    pairs = datasets.load_unpaired(
+        None, data_a=str(tmp_path / "a"), data_b=str(tmp_path / "b"), image_size=16
+    )
+    # What gets cached is the images before the jitter, at the enlarged size.
+    assert pairs.unaugmented.element_spec[0].shape == (18, 18, 3)
+    batches = datasets.training_pipeline(pairs, 3, seed=0)
+    for side in (0, 1):
+        epoch_1, epoch_2 = epoch_of(batches, side), epoch_of(batches, side)
+        assert epoch_1.shape == (3, 16, 16, 3)
+        assert not np.array_equal(np.sort(epoch_1, axis=0), np.sort(epoch_2, axis=0))
+
+
 def test_describe():
     assert datasets.describe(datasets.load("mnist", source="embedded")) == "5,000 images of 28x28x1"
     labelled = datasets.load(
@@ -373,3 +423,12 @@ def test_describe():
     assert datasets.describe(labelled.filter(lambda image, label: label > 0)) == (
         "images of 32x32x3 with labels"
     )
+
+
+def test_describe_unpaired_pairs():
+    pairs = datasets.load_unpaired("digits")
+    assert datasets.describe(pairs) == "5,000 (a, b) pairs of 32x32x1 images"
+    a = tf.data.Dataset.from_tensor_slices(np.zeros((3, 8, 8, 1), "float32"))
+    b = tf.data.Dataset.from_tensor_slices(np.zeros((3, 16, 16, 3), "float32"))
+    mixed = tf.data.Dataset.zip((a, b)).filter(lambda a, b: True)
+    assert datasets.describe(mixed) == "(a, b) pairs of 8x8x1 and 16x16x3 images"

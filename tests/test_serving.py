@@ -2,7 +2,8 @@
 
 TF Serving itself cannot be installed here; `serve_like_tf_serving` does what its REST handler
 does with a predict body (decode named inputs, call the signature, encode the outputs in the row
-or columnar form), using nothing but TensorFlow and the SavedModel.
+or columnar form) with `serving_contract`'s stand-in, here in-process for speed (the stand-in's
+own process, without kerasgan, runs in `test_export_all_models.py` for every model).
 """
 
 import json
@@ -19,29 +20,17 @@ from kerasgan.errors import ConfigError, ExportError
 from kerasgan.export import export_model
 from kerasgan.models import DCGAN
 from kerasgan.plotting import to_uint8
+from tests.serving_contract import SIGNATURES, BadRequest, decode_rest, encode_rest, resolve
 
 
 def serve_like_tf_serving(path, body):
-    body = json.loads(json.dumps(body))  # exactly what crosses the wire
-    function = tf.saved_model.load(path).signatures[body.get("signature_name", "serving_default")]
-    specs = function.structured_input_signature[1]
-    row = "instances" in body
-    columns = (
-        {name: [instance[name] for instance in body["instances"]] for name in body["instances"][0]}
-        if row else body["inputs"]
-    )
+    signatures = tf.saved_model.load(path).signatures
     try:
-        tensors = {name: tf.constant(np.asarray(value), dtype=specs[name].dtype) for name, value in columns.items()}
-        outputs = {name: value.numpy().tolist() for name, value in function(**tensors).items()}
-    except (KeyError, ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
+        name, tensors, row = decode_rest(json.dumps(body), signatures)
+        outputs = signatures[name](**{key: tf.constant(value) for key, value in tensors.items()})
+    except (BadRequest, ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
         return {"error": str(error)}
-    if row:
-        names = list(outputs)
-        size = len(outputs[names[0]])
-        if len(names) == 1:
-            return {"predictions": outputs[names[0]]}
-        return {"predictions": [{name: outputs[name][i] for name in names} for i in range(size)]}
-    return {"outputs": next(iter(outputs.values())) if len(outputs) == 1 else outputs}
+    return encode_rest({key: value.numpy() for key, value in outputs.items()}, row)
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +127,62 @@ def test_models_config_lists_every_model_and_pins_versions(tmp_path):
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(serving.ServingError, match="no TF Serving reachable"):
         serving.predict_rest(serving.rest_url("127.0.0.1", "dcgan", port=9), {"inputs": {}}, timeout=2)
+    with pytest.raises(serving.ServingError, match="no TF Serving reachable"):
+        serving.model_status("127.0.0.1", "dcgan", port=9, timeout=0.5)
+
+
+@pytest.fixture
+def http_stand_in(exported):
+    """TF Serving's REST API on a local port, answering from the DCGAN export."""
+    import http.server
+    import threading
+
+    _, path = exported
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def answer(self, code, body):
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            if self.path == "/v1/models/dcgan":
+                self.answer(200, {"model_version_status": [{"version": "1", "state": "AVAILABLE"}]})
+            else:
+                self.answer(404, {"error": f"Servable not found for request: {self.path}"})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            answer = serve_like_tf_serving(path, body)
+            self.answer(400 if "error" in answer else 200, answer)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_client_round_trip_over_http(exported, http_stand_in):
+    gan, _ = exported
+    port = http_stand_in
+    status = serving.model_status("127.0.0.1", "dcgan", port=port)
+    assert status["model_version_status"][0]["state"] == "AVAILABLE"
+    with pytest.raises(serving.ServingError, match="404: Servable not found"):
+        serving.model_status("127.0.0.1", "nope", port=port)
+    latent = gan.latent_batch(2, gan.latent_dim, seed=3)
+    url = serving.rest_url("127.0.0.1", "dcgan", port=port)
+    images = serving.images_from_response(serving.predict_rest(url, serving.rest_payload({"latent": latent})))
+    assert np.abs(images.astype(int) - to_uint8(gan.generate_from_latent(latent)).astype(int)).max() <= 1
+    with pytest.raises(serving.ServingError, match="400"):
+        serving.predict_rest(url, {"inputs": {"latent": [[0.0] * 3]}})
 
 
 def test_saved_model_cli_run_produces_images(exported):
@@ -159,3 +204,80 @@ def test_export_run_re_exports_a_run_folder(tmp_path):
     assert path.endswith(os.path.join("digits", "1"))
     with pytest.raises(ConfigError, match="not a kerasgan run folder"):
         training.export_run(str(tmp_path), str(tmp_path / "models"))
+
+
+# === Every kind of signature input (no export needed: the documented specs) ===
+
+DOCUMENTED = [
+    (model, signature, inputs)
+    for model, signatures in SIGNATURES.items()
+    for signature, (inputs, _) in resolve(
+        signatures, latent_dim=4, size=8, channels=3 if model in ("stylegan", "biggan") else 1
+    ).items()
+]
+
+
+def example_inputs(specs, batch=2):
+    """Valid inputs for documented specs: batch `batch`, images 6 x 5, scalars."""
+    rng = np.random.default_rng(0)
+    inputs = {}
+    for name, (dtype, shape) in specs.items():
+        dims = [d if d is not None else batch if i == 0 else 6 if i == 1 else 5 for i, d in enumerate(shape)]
+        if name == "style":
+            dims[0] = 1  # one style for every content image
+        if np.dtype(dtype).kind == "f":
+            inputs[name] = rng.uniform(-1, 1, dims).astype(dtype) if dims else np.float32(0.7)
+        else:
+            inputs[name] = rng.integers(0, 10, dims).astype(dtype) if dims else np.int32(2)
+    return inputs
+
+
+@pytest.mark.parametrize("model, signature, specs", DOCUMENTED, ids=lambda x: x if isinstance(x, str) else "specs")
+def test_payloads_for_every_documented_signature(model, signature, specs):
+    inputs = example_inputs(specs)
+    body = json.loads(json.dumps(serving.rest_payload(inputs, specs, "columnar", signature)))
+    for name, (dtype, _) in specs.items():
+        sent = np.asarray(body["inputs"][name])
+        assert sent.shape == np.shape(inputs[name])
+        np.testing.assert_array_equal(sent.astype(dtype), inputs[name])
+        if np.dtype(dtype).kind in "iu":  # TF Serving takes only JSON integers for these
+            assert sent.dtype.kind == "i", (name, sent.dtype)
+    batched = all(len(shape) and inputs[name].shape[0] == 2 for name, (_, shape) in specs.items())
+    if batched:
+        rows = serving.rest_payload(inputs, specs, "row", signature)["instances"]
+        assert len(rows) == 2 and set(rows[0]) == set(specs)
+    else:  # a scalar (truncation, alpha, crossover) or a single style image: columnar only
+        with pytest.raises(ConfigError, match="columnar"):
+            serving.rest_payload(inputs, specs, "row", signature)
+    request = serving.grpc_request(model, inputs, specs, signature)
+    assert request.model_spec.signature_name == signature
+    for name, (dtype, _) in specs.items():
+        proto = request.inputs[name]
+        assert tf.dtypes.as_dtype(proto.dtype).name == dtype
+        np.testing.assert_array_equal(tf.make_ndarray(proto), inputs[name])
+
+
+def test_integer_inputs_take_whole_numbers_in_range():
+    labels = {"labels": ("int32", (None,))}
+    body = serving.rest_payload({"labels": np.array([1.0, 9.0])}, labels)
+    assert body["inputs"]["labels"] == [1, 9] and all(type(v) is int for v in body["inputs"]["labels"])
+    with pytest.raises(ConfigError, match="whole numbers"):
+        serving.rest_payload({"labels": [1.5, 2.0]}, labels)
+    with pytest.raises(ConfigError, match=r"int32 values in \[-2147483648, 2147483647\]"):
+        serving.rest_payload({"labels": [2**40]}, labels)
+    pixels = {"images": ("uint8", (None, None, None, 1))}
+    floats = np.random.default_rng(0).uniform(-1, 1, (1, 2, 2, 1))
+    with pytest.raises(ConfigError, match=r"images in \[-1, 1\]\? send pixels"):
+        serving.rest_payload({"images": floats}, pixels)
+    with pytest.raises(ConfigError, match=r"uint8 values in \[0, 255\], got values from 0 to 256"):
+        serving.grpc_request("cyclegan_a2b", {"images": np.array([[[[0], [256]]]])}, pixels)
+    sent = serving.grpc_request("cyclegan_a2b", {"images": np.array([[[[0], [255]]]])}, pixels)
+    assert tf.make_ndarray(sent.inputs["images"]).dtype == np.uint8
+
+
+def test_images_from_either_kind_of_response():
+    assert serving.images_from_response({"outputs": [[0, 255]]}).dtype == np.uint8
+    floats = {"predictions": [[-1.0, 0.0, 1.0, 1.5]]}  # predict_float's [-1, 1], a little over
+    assert serving.images_from_response(floats).tolist() == [[0, 128, 255, 255]]
+    with pytest.raises(ConfigError, match="not uint8 images"):
+        serving.images_from_response({"outputs": [[-3, 300]]})

@@ -55,6 +55,17 @@ def test_student_version_has_no_solution_code(path, student_dir):
     assert not any(c.get("outputs") for c in learner.cells if c.cell_type == "code")
 
 
+def exercise_ids(path):
+    """The exercise ids a teacher's notebook checks, in order, e.g. ["01.discriminator_loss"]."""
+    import re
+
+    source = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+    return re.findall(r'course\.check\(\s*"([0-9]{2}\.[a-z0-9_]+)"', source)
+
+
+EXERCISE_NOTEBOOKS = [path for path in NOTEBOOKS if exercise_ids(path)]
+
+
 def test_answer_and_check_cells_carry_nbgrader_metadata():
     notebook = nbformat.read(os.path.join(ROOT, "notebooks", "01_gan_fundamentals.ipynb"), 4)
     marked = [c.metadata.get("nbgrader") for c in notebook.cells if "nbgrader" in c.metadata]
@@ -64,6 +75,17 @@ def test_answer_and_check_cells_carry_nbgrader_metadata():
         student.nbgrader_solution_metadata("01_non_saturating_generator_loss"),
         student.nbgrader_test_metadata("01_non_saturating_generator_loss_check"),
     ]
+
+
+@pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=os.path.basename)
+def test_every_exercise_has_a_marked_answer_and_a_locked_check(path):
+    notebook = nbformat.read(path, 4)
+    metadata = [c.metadata["nbgrader"] for c in notebook.cells if "nbgrader" in c.metadata]
+    answers = [m for m in metadata if m.get("solution")]
+    checks = [m for m in metadata if m.get("locked") and m.get("grade")]
+    # 2-4 exercises per notebook, each with an answer cell and a graded, locked check cell.
+    assert 2 <= len(exercise_ids(path)) <= 4
+    assert len(answers) == len(checks) == len(exercise_ids(path))
 
 
 def test_marking_is_idempotent_and_ignores_prose():
@@ -108,8 +130,9 @@ def test_cli_writes_student_notebooks_and_errors_in_one_line(tmp_path):
     assert "no notebooks" in bad.stderr and not (tmp_path / "x").exists()
 
 
-def test_student_notebook_stops_at_the_first_exercise(student_dir, tmp_path, smoke_env):  # noqa: F811
-    notebook = nbformat.read(str(student_dir / "01_gan_fundamentals.ipynb"), as_version=4)
+def assert_stops_at_the_first_check(notebook, tmp_path):
+    """Run `notebook`; it must stop at the check cell right after its first answer cell, with
+    the checker's "raised NotImplementedError" hint (the learner's function is unwritten)."""
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError):
@@ -117,10 +140,28 @@ def test_student_notebook_stops_at_the_first_exercise(student_dir, tmp_path, smo
     first_answer = next(i for i, c in enumerate(notebook.cells) if "nbgrader" in c.metadata)
     executed = [i for i, c in enumerate(notebook.cells)
                 if c.cell_type == "code" and c.execution_count is not None]
-    # Everything before the first exercise ran; the run stopped at its check cell, because the
-    # check calls the learner's (unwritten) function.
     assert executed[-1] == first_answer + 1
     outputs = notebook.cells[first_answer + 1].outputs
     text = "".join(o.get("text", "") for o in outputs)
     assert "raised NotImplementedError" in text
     assert any(o.get("ename") == "AssertionError" for o in outputs)
+
+
+def test_student_notebook_stops_at_the_first_exercise(student_dir, tmp_path, smoke_env):  # noqa: F811
+    # The whole learner notebook: everything before the first exercise runs as the teacher's.
+    notebook = nbformat.read(str(student_dir / "01_gan_fundamentals.ipynb"), as_version=4)
+    assert_stops_at_the_first_check(notebook, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name", [os.path.basename(p) for p in EXERCISE_NOTEBOOKS if "01_" not in p]
+)
+def test_every_student_notebook_stops_at_its_first_exercise(name, student_dir, tmp_path, smoke_env):  # noqa: F811
+    """The exercise section of each learner notebook, after its first two code cells (imports
+    and parameters): the lesson in between is run by the teacher's smoke test, and rerunning it
+    here would double the suite's time for no extra check of the exercises."""
+    notebook = nbformat.read(str(student_dir / name), as_version=4)
+    code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    first_answer = next(i for i, c in enumerate(notebook.cells) if "nbgrader" in c.metadata)
+    notebook.cells = [notebook.cells[i] for i in code[:2]] + notebook.cells[first_answer - 1:]
+    assert_stops_at_the_first_check(notebook, tmp_path)

@@ -44,11 +44,22 @@ def test_a_run_writes_its_folder_and_exports(tmp_path):
         assert fragment in line
 
 
-def test_time_budget_stops_and_still_exports(tmp_path):
+def test_time_budget_stops_mid_epoch_says_so_and_still_exports(tmp_path, capsys):
     summary = tiny_run(tmp_path, epochs=50, time_budget=0.001)
     assert summary.stopped_by == "the time budget"
-    assert summary.epochs_done == 1 and summary.steps == 1
+    # One step of the first epoch ran: saved, but the epoch is not counted as done.
+    assert summary.epochs_done == 0 and summary.steps == 1 and summary.unfinished_steps == 1
+    assert json.load(open(tmp_path / "run" / "summary.json"))["unfinished_steps"] == 1
+    line = summary.line()
+    assert "epoch 0/50 and 1 steps of epoch 1" in line and "stopped by the time budget" in line
     assert summary.export_path and os.path.isdir(summary.export_path)
+
+    # The rerun trains the whole first epoch again, on top of the saved step.
+    resumed = tiny_run(tmp_path, epochs=1)
+    assert "saved during epoch 1" in capsys.readouterr().err
+    assert resumed.epochs_done == 1 and resumed.steps == 5000 // 256
+    assert resumed.stopped_by is None and resumed.unfinished_steps == 0
+    assert int(resumed.gan.g_optimizer.iterations) == 1 + 5000 // 256
 
 
 def test_rerun_resumes_and_a_complete_run_is_not_retrained(tmp_path, capsys):

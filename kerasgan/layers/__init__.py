@@ -1,5 +1,6 @@
 """Reusable building blocks, one module per family (see each module's docstring)."""
 
+from kerasgan.layers.attention import SelfAttention2D
 from kerasgan.layers.normalization import (
     AdaIN,
     ConditionalBatchNormalization,
@@ -7,11 +8,34 @@ from kerasgan.layers.normalization import (
     channel_moments,
 )
 from kerasgan.layers.padding import ReflectionPadding2D
+from kerasgan.layers.style import (
+    EqualizedConv2D,
+    EqualizedDense,
+    MappingNetwork,
+    MinibatchStdDev,
+    ModulatedConv2D,
+    NoiseInjection,
+    StyleAdaIN,
+    StyleMixing,
+    SynthesisLayer,
+    ToRGB,
+)
 
 __all__ = [
     "AdaIN",
     "ConditionalBatchNormalization",
+    "EqualizedConv2D",
+    "EqualizedDense",
+    "MappingNetwork",
+    "MinibatchStdDev",
+    "ModulatedConv2D",
+    "NoiseInjection",
     "ReflectionPadding2D",
+    "SelfAttention2D",
     "SpectralNormalization",
+    "StyleAdaIN",
+    "StyleMixing",
+    "SynthesisLayer",
+    "ToRGB",
     "channel_moments",
 ]

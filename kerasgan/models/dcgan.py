@@ -80,6 +80,22 @@ def build_generator(
         A functional `keras.Model` with input `latent` `[batch, latent_dim]` and output
         `[batch, image_size, image_size, channels]` in `[-1, 1]` (float32 under any policy).
     """
+    latent = keras.Input((latent_dim,), name="latent")
+    images = generator_stack(latent, image_size, channels, width, kernel_size, upsampling)
+    return keras.Model(latent, images, name=name)
+
+
+def generator_stack(
+    x, image_size=28, channels=1, width=128, kernel_size=4, upsampling="transposed"
+):
+    """DCGAN's generator body on a symbolic vector `x` (z, or z joined with a condition).
+
+    Shared by the conditional and Wasserstein GANs, which change what enters the generator or
+    how it is trained, not how a vector becomes an image. Arguments as in `build_generator`.
+
+    Returns:
+        The symbolic images `[batch, image_size, image_size, channels]` in `[-1, 1]`, float32.
+    """
     if upsampling not in ("transposed", "resize"):
         raise ConfigError(f"upsampling must be 'transposed' or 'resize', got {upsampling!r}")
     base, steps = upsampling_plan(image_size)
@@ -92,8 +108,7 @@ def build_generator(
             filters, kernel_size, strides=2, padding="same", name=name, **kwargs
         )(x)
 
-    latent = keras.Input((latent_dim,), name="latent")
-    x = layers.Dense(base * base * width, use_bias=False, name="project")(latent)
+    x = layers.Dense(base * base * width, use_bias=False, name="project")(x)
     x = layers.BatchNormalization(name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((base, base, width), name="to_feature_map")(x)
@@ -106,14 +121,18 @@ def build_generator(
     x = upsample(x, channels, "to_image")
     # The output layer computes in float32: tanh saturates and bfloat16's 8-bit mantissa
     # would quantise the image.
-    images = layers.Activation("tanh", dtype="float32", name="images")(x)
-    return keras.Model(latent, images, name=name)
+    return layers.Activation("tanh", dtype="float32", name="images")(x)
 
 
 # === Discriminator ===
 
 
-def build_discriminator(image_size=28, channels=1, width=64, name="discriminator"):
+NORMALIZATIONS = ("batch", "layer", None)
+
+
+def build_discriminator(
+    image_size=28, channels=1, width=64, name="discriminator", normalization="batch"
+):
     """The DCGAN discriminator: [strided conv, BN, LeakyReLU(0.2)]* -> one logit.
 
     Args:
@@ -121,22 +140,44 @@ def build_discriminator(image_size=28, channels=1, width=64, name="discriminator
         channels: input channels.
         width: filters of the first convolution; doubled at every downsampling.
         name: the model's name.
+        normalization: `"batch"` (DCGAN), `"layer"` or None (a WGAN-GP critic, whose
+            gradient penalty is per example and must not see the rest of the batch).
 
     Returns:
         A functional `keras.Model` mapping images `[batch, H, W, C]` in `[-1, 1]` to logits
         `[batch, 1]` (float32).
     """
-    _, steps = upsampling_plan(image_size)
     images = keras.Input((image_size, image_size, channels), name="images")
+    features = discriminator_features(images, image_size, width, normalization)
+    logits = layers.Dense(1, dtype="float32", name="logit")(features)
+    return keras.Model(images, logits, name=name)
+
+
+def discriminator_features(images, image_size=28, width=64, normalization="batch"):
+    """DCGAN's discriminator body on symbolic `images`: the flattened features before the logit.
+
+    Shared by the models that change only the head (a class projection) or the normalization
+    (a WGAN-GP critic). Arguments as in `build_discriminator`.
+
+    Returns:
+        The symbolic features `[batch, features]`.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(
+            f"normalization must be one of {', '.join(map(repr, NORMALIZATIONS))}, "
+            f"got {normalization!r}"
+        )
+    _, steps = upsampling_plan(image_size)
     x = images
     for step in range(steps):
         x = layers.Conv2D(width * 2**step, 4, strides=2, padding="same", name=f"down{step}")(x)
-        if step > 0:  # no BN on the input layer (Radford et al.)
+        if step > 0 and normalization == "batch":  # no BN on the input layer (Radford et al.)
             x = layers.BatchNormalization(name=f"down{step}_bn")(x)
+        elif step > 0 and normalization == "layer":
+            # Over height, width and channels of each example, as Gulrajani et al.'s critic.
+            x = layers.LayerNormalization(axis=(1, 2, 3), name=f"down{step}_ln")(x)
         x = layers.LeakyReLU(0.2, name=f"down{step}_lrelu")(x)
-    x = layers.Flatten(name="flatten")(x)
-    logits = layers.Dense(1, dtype="float32", name="logit")(x)
-    return keras.Model(images, logits, name=name)
+    return layers.Flatten(name="flatten")(x)
 
 
 # === The model ===

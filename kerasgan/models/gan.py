@@ -50,6 +50,28 @@ def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
 
 
+def preset_config(configs, preset, overrides, family):
+    """A named configuration from a model family's `CONFIGS`, with `overrides` applied.
+
+    Args:
+        configs: the family's `{preset name: {option: value}}`.
+        preset: the name asked for.
+        overrides: options replacing the preset's; each must be one of its keys.
+        family: the family's name for error messages (e.g. `"WGAN-GP"`).
+
+    Raises:
+        ConfigError: for an unknown preset or option, naming the known ones.
+    """
+    if preset not in configs:
+        raise ConfigError(
+            f"unknown {family} preset {preset!r}; choose one of: {', '.join(configs)}"
+        )
+    unknown = set(overrides) - set(configs[preset])
+    if unknown:
+        raise ConfigError(f"unknown {family} option(s): {', '.join(sorted(unknown))}")
+    return {**configs[preset], **overrides}
+
+
 def with_loss_scaling(optimizer):
     """Wrap `optimizer` in a `LossScaleOptimizer` when the global policy is `mixed_float16`.
 
@@ -91,6 +113,13 @@ class GAN(keras.Model):
 
     # Names of the `keras.metrics.Mean` trackers a subclass reports; extend in subclasses.
     tracked_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
+    # Config keys holding serialized networks, rebuilt by `from_config` (CycleGAN has four).
+    serialized_parts = ("generator", "discriminator")
+    # `compile`'s defaults, which a subclass sets to its paper's choices instead of overriding
+    # `compile` and `default_optimizers`: the adversarial loss, and `default_adam`'s arguments
+    # for the generator's and the discriminator's optimizers.
+    default_loss = "non_saturating"
+    default_adam_settings = ({}, {})
 
     def __init__(
         self, generator, discriminator, latent_dim=None, seed=None, ema_decay=None, **kwargs
@@ -121,17 +150,19 @@ class GAN(keras.Model):
     # === Setting up training ===
 
     def default_optimizers(self):
-        """The (generator, discriminator) optimizers used when `compile` is given none."""
-        return default_adam(), default_adam()
+        """The (generator, discriminator) optimizers used when `compile` is given none:
+        `default_adam` with each of `default_adam_settings`."""
+        g_settings, d_settings = self.default_adam_settings
+        return default_adam(**g_settings), default_adam(**d_settings)
 
-    def compile(self, g_optimizer=None, d_optimizer=None, loss="non_saturating", **kwargs):
+    def compile(self, g_optimizer=None, d_optimizer=None, loss=None, **kwargs):
         """Configure the model for training.
 
         Args:
             g_optimizer: the generator's optimizer (default: `default_optimizers()[0]`).
             d_optimizer: the discriminator's optimizer (default: `default_optimizers()[1]`).
             loss: an adversarial loss name from `kerasgan.losses.ADVERSARIAL_LOSSES` or an
-                `AdversarialLoss`.
+                `AdversarialLoss` (default: `default_loss`).
             **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `steps_per_execution`).
         """
         # Keras's own optimizer would be unused: both optimizers live on the GAN.
@@ -139,7 +170,7 @@ class GAN(keras.Model):
         default_g, default_d = self.default_optimizers()
         self.g_optimizer = with_loss_scaling(g_optimizer or default_g)
         self.d_optimizer = with_loss_scaling(d_optimizer or default_d)
-        self.adversarial_loss = losses.get_adversarial_loss(loss)
+        self.adversarial_loss = losses.get_adversarial_loss(self.default_loss if loss is None else loss)
 
     def build_optimizers(self):
         """Create both optimizers' slot variables now (needed before restoring a checkpoint).
@@ -150,14 +181,27 @@ class GAN(keras.Model):
         self.d_optimizer.build(self.discriminator.trainable_variables)
         self.g_optimizer.build(self.generator.trainable_variables)
 
+    def ensure_optimizers_built(self):
+        """Run `build_optimizers` in the model's distribution scope unless every optimizer the
+        model holds (two here, more in subclasses that add some) is built already.
+
+        Under `MirroredStrategy`, slots created lazily by the first update are created inside
+        the replica context, which fails; built in the strategy's scope they are mirrored.
+        """
+        held = [v for v in vars(self).values() if isinstance(v, keras.optimizers.Optimizer)]
+        if held and not all(optimizer.built for optimizer in held):
+            with self.distribute_strategy.scope():
+                self.build_optimizers()
+
     @property
     def metrics(self):
         return list(self.trackers.values())
 
     def fit(self, *args, shuffle=False, **kwargs):
-        """`keras.Model.fit`, with `shuffle=False` by default: a GAN's data arrives as a `tf.data`
-        pipeline that `kerasgan.datasets.training_pipeline` already shuffles (Keras would warn
-        that it ignores `shuffle=True` on every call)."""
+        """`keras.Model.fit`, after `ensure_optimizers_built`, with `shuffle=False` by default: a
+        GAN's data arrives as a `tf.data` pipeline that `kerasgan.datasets.training_pipeline`
+        already shuffles (Keras would warn that it ignores `shuffle=True` on every call)."""
+        self.ensure_optimizers_built()
         return super().fit(*args, shuffle=shuffle, **kwargs)
 
     # === Hooks that subclasses override ===
@@ -393,7 +437,7 @@ class GAN(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for part in ("generator", "discriminator"):
+        for part in cls.serialized_parts:
             config[part] = keras.saving.deserialize_keras_object(config[part])
         return cls(**config)
 

@@ -8,8 +8,10 @@ parity and signature names, and determinism under a seed.
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
+from kerasgan.errors import ConfigError
 from kerasgan.export import export_model, load_serving_signature
 
 
@@ -129,3 +131,35 @@ class GANBattery:
         from kerasgan.plotting import to_uint8
 
         return to_uint8(gan.generate_from_latent(inputs["latent"]))
+
+
+def assert_presets_are_checked(model_class, family):
+    """`model_class.from_preset` refuses an unknown preset and an unknown option, each with a
+    `ConfigError` naming the model family (e.g. "unknown CycleGAN preset")."""
+    with pytest.raises(ConfigError, match=f"unknown {family} preset"):
+        model_class.from_preset("huge")
+    with pytest.raises(ConfigError, match=f"unknown {family} option"):
+        model_class.from_preset("tiny", no_such_option=3)
+
+
+def train_and_resume(model, tmp_path, capsys, **options):
+    """Train `model`'s tiny recipe on the embedded data for one epoch, then rerun the same
+    command for two: the second run must resume (one more epoch, not two) and export version 2.
+
+    Returns:
+        The two runs' `training.RunSummary`s.
+    """
+    from kerasgan import training
+
+    options = {
+        "data": "embedded", "preset": "tiny", "batch_size": 1000, "output": str(tmp_path / "run"),
+        "export_dir": str(tmp_path / "models"), "seed": 0, "precision_policy": "float32",
+        "verbose": 0, **options,
+    }
+    first = training.train(model, epochs=1, **options)
+    resumed = training.train(model, epochs=2, **options)
+    assert "resuming" in capsys.readouterr().err
+    assert (first.epochs_done, resumed.epochs_done) == (1, 2)
+    assert resumed.steps == first.steps > 0
+    assert resumed.export_path.endswith(f"{model}/2")
+    return first, resumed

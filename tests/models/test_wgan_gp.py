@@ -1,0 +1,170 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kerasgan.errors import ConfigError
+from kerasgan.models.wgan_gp import CONFIGS, WGANGP, build_critic
+from tests.models.gan_battery import GANBattery, train_and_resume
+
+
+class TestWGANGP(GANBattery):
+    image_shape = (28, 28, 1)
+    batch_size = 8
+
+    def build_gan(self, seed=0):
+        return WGANGP.from_preset("tiny", image_size=28, channels=1, seed=seed)
+
+
+def fit_history(gan, steps=2, epochs=2, batch_size=8):
+    images = np.random.default_rng(0).uniform(-1, 1, (steps * batch_size, 28, 28, 1))
+    data = tf.data.Dataset.from_tensor_slices(images.astype("float32")).batch(batch_size)
+    return gan.fit(data, epochs=epochs, verbose=0).history
+
+
+def linear_wgan(weights, gp_weight=10.0):
+    """A WGAN-GP whose critic is f(x) = w . x + b, with gradient norm ||w|| everywhere."""
+    critic = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(1)], name="critic"
+    )
+    critic.layers[-1].kernel.assign(weights.reshape(-1, 1))
+    generator = WGANGP.from_preset("tiny").generator
+    gan = WGANGP(generator, critic, gp_weight=gp_weight, seed=0)
+    gan.compile()
+    return gan
+
+
+def test_penalty_of_a_linear_critic_is_lambda_times_squared_norm_distance():
+    weights = np.random.default_rng(0).normal(size=(28, 28, 1)).astype("float32") * 0.1
+    norm = float(np.linalg.norm(weights))  # ~2.8
+    gan = linear_wgan(weights, gp_weight=10.0)
+    real = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    fake = np.random.default_rng(2).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    penalty, logs = gan.discriminator_penalty(real, fake, None)
+    np.testing.assert_allclose(penalty, [10.0 * (norm - 1.0) ** 2] * 4, rtol=1e-4)
+    np.testing.assert_allclose(float(logs["gradient_norm"]), norm, rtol=1e-5)
+    np.testing.assert_allclose(float(logs["gradient_penalty"]), (norm - 1.0) ** 2, rtol=1e-4)
+    # ...and it is part of the critic's loss: L = C(G(z)) - C(x) + lambda * GP.
+    real_scores = gan.critic(real)[:, 0].numpy()
+    fake_scores = gan.critic(fake)[:, 0].numpy()
+    loss, _ = gan.discriminator_loss(real, fake, None)
+    expected = np.mean(fake_scores - real_scores + 10.0 * (norm - 1.0) ** 2)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)
+
+
+def test_no_penalty_when_its_weight_is_zero():
+    gan = linear_wgan(np.ones((28, 28, 1), "float32"), gp_weight=0.0)
+    assert gan.discriminator_penalty(np.zeros((2, 28, 28, 1)), np.zeros((2, 28, 28, 1)), None) == (
+        None, {}
+    )
+
+
+def test_n_critic_critic_updates_per_generator_update():
+    gan = WGANGP.from_preset("tiny", n_critic=3, seed=0)
+    gan.compile()
+    fit_history(gan, steps=2, epochs=1, batch_size=9)
+    assert int(gan.d_optimizer.iterations) == 3 * 2
+    assert int(gan.g_optimizer.iterations) == 2
+
+
+def test_each_critic_update_gets_its_own_slice_of_the_batch():
+    gan = WGANGP.from_preset("tiny", n_critic=5)
+    batch = np.arange(10)
+    slices = [gan.critic_slice(batch, step).numpy().tolist() for step in range(5)]
+    assert slices == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    # 8 images for 5 updates: equal slices of 2, wrapping around, none empty.
+    slices = [gan.critic_slice(np.arange(8), step).numpy().tolist() for step in range(5)]
+    assert slices == [[0, 1], [2, 3], [4, 5], [6, 7], [0, 1]]
+    dynamic = tf.function(lambda data: gan.critic_slice(data, 4),
+                          input_signature=[tf.TensorSpec([None], tf.int64)])
+    assert dynamic(tf.range(8, dtype=tf.int64)).numpy().tolist() == [0, 1]
+
+
+def test_metrics_report_the_wasserstein_estimate_and_the_penalty():
+    gan = WGANGP.from_preset("tiny", seed=0)
+    gan.compile()
+    history = fit_history(gan)
+    for key in ("wasserstein", "critic_real", "critic_fake", "gradient_penalty", "gradient_norm"):
+        assert np.all(np.isfinite(history[key])), key
+    np.testing.assert_allclose(
+        history["wasserstein"],
+        np.subtract(history["critic_real"], history["critic_fake"]),
+        rtol=1e-4, atol=1e-5,
+    )
+    assert np.all(np.asarray(history["gradient_norm"]) > 0)
+    assert "d_real" not in history  # probabilities mean nothing for a critic
+
+
+def test_training_is_finite_under_mixed_bfloat16():
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
+    gan = WGANGP.from_preset("tiny", seed=0, normalization="layer")
+    gan.compile()
+    assert gan.critic.get_layer("down0").compute_dtype == "bfloat16"
+    history = fit_history(gan, epochs=2)
+    for key in ("d_loss", "g_loss", "gradient_penalty", "gradient_norm", "wasserstein"):
+        values = np.asarray(history[key])
+        assert np.all(np.isfinite(values)), (key, values)
+    assert np.ptp(history["d_loss"]) > 0
+    penalty, _ = gan.discriminator_penalty(
+        np.zeros((2, 28, 28, 1), "float32"), np.ones((2, 28, 28, 1), "float32"), None
+    )
+    assert penalty.dtype == "float32"
+
+
+def test_adam_with_the_papers_betas_and_the_wasserstein_loss_are_the_defaults():
+    gan = WGANGP.from_preset("tiny")
+    gan.compile()
+    assert gan.g_optimizer is not gan.d_optimizer
+    for optimizer in (gan.g_optimizer, gan.d_optimizer):
+        assert isinstance(optimizer, keras.optimizers.Adam)
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4)  # the paper: 1e-4
+        assert optimizer.beta_1 == 0.0 and optimizer.beta_2 == 0.9
+    assert gan.adversarial_loss.name == "wasserstein"
+    assert CONFIGS["default"]["n_critic"] == 5 and CONFIGS["default"]["gp_weight"] == 10.0
+
+
+def test_the_critic_has_no_batch_norm():
+    plain = build_critic(28, 1, 8)  # the paper's MNIST critic: no normalization at all
+    assert not any("normalization" in type(layer).__name__.lower() for layer in plain.layers)
+    critic = build_critic(28, 1, 8, normalization="layer")
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in critic.layers)
+    assert any(isinstance(layer, keras.layers.LayerNormalization) for layer in critic.layers)
+    with pytest.raises(ConfigError, match="cannot use batch norm"):
+        build_critic(28, 1, 8, normalization="batch")
+    with pytest.raises(ConfigError, match="normalization must be one of"):
+        build_critic(28, 1, 8, normalization="group")
+
+
+def test_settings_survive_a_keras_round_trip(tmp_path):
+    gan = WGANGP.from_preset("tiny", n_critic=3, gp_weight=5.0)
+    gan.compile()
+    path = str(tmp_path / "wgan.keras")
+    gan.save(path)
+    restored = keras.saving.load_model(path)
+    assert (restored.n_critic, restored.gp_weight) == (3, 5.0)
+    assert restored.adversarial_loss.name == "wasserstein"
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"n_critic": 0}, "n_critic"),
+        ({"n_critic": 2.5}, "n_critic"),
+        ({"gp_weight": -1.0}, "gp_weight"),
+        ({"depth": 3}, "unknown WGAN-GP option"),
+    ],
+)
+def test_bad_settings_are_clear_errors(options, message):
+    with pytest.raises(ConfigError, match=message):
+        WGANGP.from_preset("tiny", **options)
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown WGAN-GP preset"):
+        WGANGP.from_preset("huge")
+
+
+def test_trains_from_the_recipe_exports_and_resumes(tmp_path, capsys):
+    first, resumed = train_and_resume("wgan-gp", tmp_path, capsys)
+    assert first.steps == 5  # 5,000 embedded digits, batches of 1,000 (5 critic slices of 200)
+    assert "gradient_norm" in resumed.history
