@@ -251,13 +251,6 @@ class ConditionalGAN(GAN):
             latent_dim=config["latent_dim"], seed=seed,
         )
 
-    def compile(self, g_optimizer=None, d_optimizer=None, loss=None, **kwargs):
-        """As `GAN.compile`; both optimizers are built at once."""
-        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
-        # Slots created during the first trace make TensorFlow trace the step twice, and a
-        # model saved before training would store optimizers without their slots.
-        self.build_optimizers()
-
     # === Conditioning hooks ===
 
     def unpack_batch(self, data):

@@ -52,7 +52,7 @@ from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.export import export_model, images_to_uint8
 from kerasgan.layers import ReflectionPadding2D
-from kerasgan.models.gan import GAN
+from kerasgan.models.gan import GAN, preset_config
 from kerasgan.recipes import Recipe
 from kerasgan.utils import notice
 
@@ -506,17 +506,10 @@ class CycleGAN(GAN):
             **overrides: any key of `CONFIGS[preset]`, or the model's `cycle_weight`,
                 `identity_weight`, `learning_rate`, `decay_start`, `preview_count`.
         """
-        if preset not in CONFIGS:
-            raise ConfigError(
-                f"unknown CycleGAN preset {preset!r}; choose one of: {', '.join(CONFIGS)}"
-            )
-        model_options = {
+        model_options = (
             "cycle_weight", "identity_weight", "learning_rate", "decay_start", "preview_count",
-        }
-        unknown = set(overrides) - set(CONFIGS[preset]) - model_options
-        if unknown:
-            raise ConfigError(f"unknown CycleGAN option(s): {', '.join(sorted(unknown))}")
-        config = {**CONFIGS[preset], **overrides}
+        )
+        config = preset_config(CONFIGS, preset, overrides, "CycleGAN", model_options)
         if preset == "tiny":
             config.setdefault("preview_count", 2)
 
@@ -574,9 +567,8 @@ class CycleGAN(GAN):
 
         return adam(), adam()
 
-    def compile(self, g_optimizer=None, d_optimizer=None, loss="least_squares", **kwargs):
-        """Configure training; the paper's least-squares loss by default (see `GAN.compile`)."""
-        super().compile(g_optimizer, d_optimizer, loss=loss, **kwargs)
+    # The paper's least-squares loss (see `GAN.compile`).
+    default_loss = "least_squares"
 
     def build_optimizers(self):
         """Create both optimizers' slots for all four networks (before restoring a checkpoint)."""

@@ -27,7 +27,7 @@ import keras
 from keras import layers
 
 from kerasgan.errors import ConfigError
-from kerasgan.models.gan import GAN
+from kerasgan.models.gan import GAN, preset_config
 from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
@@ -208,12 +208,7 @@ class DCGAN(GAN):
             seed: seed of the training-time latent stream.
             **overrides: `latent_dim`, `generator_width` or `discriminator_width`.
         """
-        if preset not in CONFIGS:
-            raise ConfigError(f"unknown DCGAN preset {preset!r}; choose one of: {', '.join(CONFIGS)}")
-        unknown = set(overrides) - set(CONFIGS[preset])
-        if unknown:
-            raise ConfigError(f"unknown DCGAN option(s): {', '.join(sorted(unknown))}")
-        config = {**CONFIGS[preset], **overrides}
+        config = preset_config(CONFIGS, preset, overrides, "DCGAN")
         generator = build_generator(
             config["latent_dim"], image_size, channels, config["generator_width"]
         )

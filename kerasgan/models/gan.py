@@ -50,14 +50,17 @@ def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999):
     return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
 
 
-def preset_config(configs, preset, overrides, family):
+def preset_config(configs, preset, overrides, family, extra_options=()):
     """A named configuration from a model family's `CONFIGS`, with `overrides` applied.
 
     Args:
         configs: the family's `{preset name: {option: value}}`.
         preset: the name asked for.
-        overrides: options replacing the preset's; each must be one of its keys.
+        overrides: options replacing the preset's; each must be one of its keys or of
+            `extra_options`.
         family: the family's name for error messages (e.g. `"WGAN-GP"`).
+        extra_options: names also accepted that no preset sets (e.g. training options whose
+            defaults live on the model's constructor).
 
     Raises:
         ConfigError: for an unknown preset or option, naming the known ones.
@@ -66,7 +69,7 @@ def preset_config(configs, preset, overrides, family):
         raise ConfigError(
             f"unknown {family} preset {preset!r}; choose one of: {', '.join(configs)}"
         )
-    unknown = set(overrides) - set(configs[preset])
+    unknown = set(overrides) - set(configs[preset]) - set(extra_options)
     if unknown:
         raise ConfigError(f"unknown {family} option(s): {', '.join(sorted(unknown))}")
     return {**configs[preset], **overrides}
@@ -171,6 +174,9 @@ class GAN(keras.Model):
         self.g_optimizer = with_loss_scaling(g_optimizer or default_g)
         self.d_optimizer = with_loss_scaling(d_optimizer or default_d)
         self.adversarial_loss = losses.get_adversarial_loss(self.default_loss if loss is None else loss)
+        # Slots created lazily during the first trace would make TensorFlow trace the step a
+        # second time, and a model saved before training would store optimizers without them.
+        self.ensure_optimizers_built()
 
     def build_optimizers(self):
         """Create both optimizers' slot variables now (needed before restoring a checkpoint).
@@ -456,8 +462,6 @@ class GAN(keras.Model):
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             loss=config["loss"],
         )
-        # Built now so that the optimizer state stored in a `.keras` file is restored into them.
-        self.build_optimizers()
 
 
 def _copy_of(model, name):

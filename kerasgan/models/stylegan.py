@@ -76,7 +76,7 @@ from kerasgan.layers.style import (
     UnstackStyles,
     mix_styles,
 )
-from kerasgan.models.gan import GAN
+from kerasgan.models.gan import GAN, preset_config
 from kerasgan.recipes import Recipe
 
 SUPPORTED_RESOLUTIONS = (16, 32, 64, 128, 256)
@@ -362,14 +362,7 @@ class StyleGAN(GAN):
                 `modulation`) or training (`mixing_probability`, `r1_gamma`, `r1_interval`,
                 `ema_decay`, `w_avg_beta`) options.
         """
-        if preset not in CONFIGS:
-            raise ConfigError(
-                f"unknown StyleGAN preset {preset!r}; choose one of: {', '.join(CONFIGS)}"
-            )
-        unknown = set(overrides) - set(CONFIGS[preset]) - set(TRAINING_OPTIONS)
-        if unknown:
-            raise ConfigError(f"unknown StyleGAN option(s): {', '.join(sorted(unknown))}")
-        config = {**CONFIGS[preset], **overrides}
+        config = preset_config(CONFIGS, preset, overrides, "StyleGAN", TRAINING_OPTIONS)
         check_resolution(image_size)
         generator = build_generator(
             config["latent_dim"], image_size, channels, config["w_dim"],

@@ -74,7 +74,7 @@ from keras import ops
 from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.models import dcgan
-from kerasgan.models.gan import GAN, default_adam, preset_config
+from kerasgan.models.gan import GAN, preset_config
 from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
@@ -206,17 +206,10 @@ class WGANGP(GAN):
 
     # === Training setup: the paper's optimizers and loss ===
 
-    def default_optimizers(self):
-        """Adam(lr 2e-4, beta_1 0, beta_2 0.9) for both networks: Gulrajani et al.'s betas, and
-        twice their learning rate, which trains faster in a CPU-sized budget (module docstring)."""
-        return tuple(default_adam(learning_rate=2e-4, beta_1=0.0, beta_2=0.9) for _ in range(2))
-
-    def compile(self, g_optimizer=None, d_optimizer=None, loss="wasserstein", **kwargs):
-        """As `GAN.compile`, with the Wasserstein loss as the default."""
-        super().compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer, loss=loss, **kwargs)
-        # Slots created during the first trace would make TensorFlow trace the (long, unrolled)
-        # step a second time: build them now.
-        self.build_optimizers()
+    default_loss = "wasserstein"
+    # Adam(lr 2e-4, beta_1 0, beta_2 0.9) for both networks: Gulrajani et al.'s betas, and
+    # twice their learning rate, which trains faster in a CPU-sized budget (module docstring).
+    default_adam_settings = ({"learning_rate": 2e-4, "beta_1": 0.0, "beta_2": 0.9},) * 2
 
     # === Hooks: the penalty and what to report ===
 

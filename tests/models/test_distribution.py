@@ -164,11 +164,15 @@ def one_step(name, strategy):
     draws.count = 0
     gan.fit(tf.data.Dataset.from_tensor_slices(data).batch(BATCH, drop_remainder=True),
             epochs=1, verbose=0)
-    return before, state(gan)
+    return before, state(gan), gan
 
 def compare(name):
-    before, single = one_step(name, ONE_DEVICE)
-    _, mirrored = one_step(name, MIRRORED)
+    before, single, _ = one_step(name, ONE_DEVICE)
+    _, mirrored, gan = one_step(name, MIRRORED)
+    if name == "cyclegan":
+        # Pools and preview pairs are per replica; read outside, they show the first replica's.
+        pooled, previewed = int(gan.pool_a.count.numpy()), int(gan.preview_filled.numpy())
+        assert (pooled, previewed) == (BATCH // REPLICAS, 2), (pooled, previewed)
     assert single.keys() == mirrored.keys()
     steps = {path: np.abs(single[path] - before[path]).max(initial=0.0) for path in single}
     largest = max(steps.values())
