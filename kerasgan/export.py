@@ -83,6 +83,24 @@ class _ServingModule(tf.Module):
             setattr(self, name, function)
 
 
+def _shape_checked(function):
+    """`function` behind a check of each input's shape against its signature.
+
+    TF Serving passes requests to the graph without comparing them to the signature's declared
+    shapes, so a latent of the wrong width would fail deep inside the generator ("Matrix
+    size-incompatible: In[0]: [2,5], In[1]: [8,3136]"). Checked on entry, the error names the
+    input and both shapes: "Shape of tensor latent [2,5] is not compatible with expected shape
+    [?,8]". The signature's input names are its specs' names, as before.
+    """
+    specs = function.input_signature
+
+    @tf.function(input_signature=specs, autograph=False)
+    def checked(*inputs):
+        return function(*(tf.ensure_shape(x, spec.shape) for x, spec in zip(inputs, specs)))
+
+    return checked
+
+
 @contextlib.contextmanager
 def _quiet_tensorflow_logger():
     """Hide `tf.saved_model.save`'s "INFO:tensorflow:Assets written to: <temp path>" lines."""
@@ -122,7 +140,7 @@ def export_model(model, export_dir="saved_models", name=None, version=None, meta
     final = os.path.join(model_dir, str(version))
     if os.path.exists(final):
         raise ExportError(f"{final} already exists; TF Serving versions are never overwritten")
-    functions = model.serving_functions()
+    functions = {name: _shape_checked(f) for name, f in model.serving_functions().items()}
     module = _ServingModule(model, functions)
     info = {
         "kerasgan_version": __version__,

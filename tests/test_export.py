@@ -49,6 +49,16 @@ def test_predict_float_signature_matches_the_generator(gan, tmp_path):
                                gan.generate_from_latent(latent), atol=1e-5)
 
 
+def test_a_wrong_input_shape_is_named_by_the_graph_itself(gan, tmp_path):
+    """TF Serving does not compare a request with the signature's shapes: the graph checks them
+    on entry and names the input, rather than failing at the generator's first matmul."""
+    path = export.export_model(gan, str(tmp_path), name="dcgan")
+    served, _ = export.load_serving_signature(path)
+    assert served(latent=tf.zeros([2, gan.latent_dim]))["images"].shape[0] == 2
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"tensor latent \[2,5\] .*\[\?,8\]"):
+        served(latent=tf.zeros([2, 5]))
+
+
 def test_missing_export_and_signature_are_clear_errors(gan, tmp_path):
     with pytest.raises(ExportError, match="no SavedModel"):
         export.load_serving_signature(str(tmp_path / "nothing"))

@@ -12,7 +12,8 @@ through TF Serving's loader (a TF1 session) and `tf.saved_model.load`. Then chec
 * requests the model documents as invalid (class ids out of range, batch sizes that differ,
   truncation or crossover out of range) come back as errors that say why, raised as
   `ServingError` by the client; tensors of the wrong size (latent width, image channels) are
-  refused too (by the signature's shape, or by the first op that cannot take them).
+  refused too, with the input's name (by the session's feed check, or by the export's own
+  shape check on entry).
 
 One server process per model, started as soon as its model is exported and running while the
 next model is built; each model's own test file covers the in-process behaviour.
@@ -52,8 +53,9 @@ class Request:
 
 
 # A tensor of the wrong size: the session loader refuses to feed it (the signature's shape);
-# `tf.saved_model.load` runs the graph until an op's shape check fails.
-WRONG_SHAPE = r"ValueError: Cannot feed value of shape|InvalidArgumentError: "
+# under `tf.saved_model.load` (and TF Serving, which feeds the graph without that check) the
+# export's own check on entry refuses it, naming the input.
+WRONG_SHAPE = r"ValueError: Cannot feed value of shape|InvalidArgumentError: [\s\S]*Shape of tensor \w+ \["
 
 
 def latent(model, n, seed):
