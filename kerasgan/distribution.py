@@ -42,6 +42,12 @@ from kerasgan.errors import ConfigError
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 JIT_CHOICES = ("auto", "on", "off")
 
+# Strategies made so far, by name and devices (or cluster). A process gets one of each: a second
+# `MirroredStrategy` over the same devices reuses its collective keys and can abort the process,
+# and a second `MultiWorkerMirroredStrategy` cannot be created at all. So training twice in a
+# notebook with `strategy="mirrored"` must hand back the first one.
+_MADE = {}
+
 
 def make_strategy(name="default"):
     """The `tf.distribute.Strategy` called `name` (one of `STRATEGIES`).
@@ -62,16 +68,23 @@ def make_strategy(name="default"):
         # Every GPU; without one, every logical CPU (one, unless the process split its CPU
         # with `tf.config.set_logical_device_configuration`, as the tests do).
         devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy([device.name for device in devices])
+        devices = tuple(device.name for device in devices)
+        key = (name, devices)
+        if key not in _MADE:
+            _MADE[key] = tf.distribute.MirroredStrategy(list(devices))
+        return _MADE[key]
     if name == "multiworker":
         _check_tf_config()
-        try:
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        except RuntimeError as error:
-            raise ConfigError(
-                "the multiworker strategy must be chosen before TensorFlow runs anything; "
-                f"start a fresh process ({error})"
-            ) from None
+        key = (name, os.environ.get("TF_CONFIG", ""))
+        if key not in _MADE:
+            try:
+                _MADE[key] = tf.distribute.MultiWorkerMirroredStrategy()
+            except RuntimeError as error:
+                raise ConfigError(
+                    "the multiworker strategy must be chosen before TensorFlow runs anything; "
+                    f"start a fresh process ({error})"
+                ) from None
+        return _MADE[key]
     return _tpu_strategy()
 
 
