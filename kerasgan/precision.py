@@ -6,9 +6,9 @@ type while their variables stay float32, so updates keep full precision.
 * `mixed_float16` is what GPUs with tensor cores (compute capability 7.0+) are fast at. float16's
   narrow exponent range makes small gradients underflow, so losses must be scaled (the GAN
   classes wrap both optimizers in `LossScaleOptimizer`).
-* `mixed_bfloat16` keeps float32's exponent range (no loss scaling) and is what recent Intel
-  CPUs accelerate (AMX, AVX512-BF16): on the 2-core course machine a DCGAN step runs about twice
-  as fast as in float32.
+* `mixed_bfloat16` keeps float32's exponent range (no loss scaling) and is what Intel CPUs
+  with AMX tiles accelerate: there a DCGAN step ran about twice as fast as in float32. With
+  AVX512-BF16 alone it was slower than float32 (`cpu_has_bf16`).
 
 `auto` picks the fastest policy the machine supports.
 """
@@ -23,17 +23,17 @@ from kerasgan.errors import ConfigError
 POLICIES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
 
-def cpu_has_bf16():
-    """True when the CPU has AMX tiles for bfloat16 (`amx_bf16`), where oneDNN runs bfloat16
-    convolutions and matmuls several times faster than float32.
+def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
+    """True when the CPU has AMX tiles for bfloat16 (`amx_bf16` among `cpuinfo`'s flags), where
+    oneDNN runs bfloat16 convolutions and matmuls several times faster than float32.
 
     AVX512-BF16 alone is not enough: on a 2-core Xeon with `avx512_bf16` and no AMX, bfloat16
     matmuls ran at 82 GFLOP/s against 146 for float32, and every course model trained at
     0.60-0.84x its float32 speed under `mixed_bfloat16` (benchmarks/speed.py).
     """
     try:
-        with open("/proc/cpuinfo") as handle:
-            flags = handle.read()
+        with open(cpuinfo) as handle:
+            flags = handle.read().split()
     except OSError:
         return False
     return "amx_bf16" in flags

@@ -199,9 +199,13 @@ def build_synthesis_network(
         if image is None:
             image = rgb
         else:
-            image = layers.UpSampling2D(interpolation="bilinear", name=f"b{resolution}_up")(image)
-            image = layers.Add(name=f"b{resolution}_skip")([image, rgb])
-    # float32: bfloat16's 8-bit mantissa would quantise the image.
+            # The image is summed in float32 under mixed precision: bfloat16's 8-bit mantissa
+            # would quantise it, and XLA on CPU cannot compile the gradient of a 16-bit
+            # bilinear upsampling (it mixes float32 into the 16-bit convolution after it).
+            image = layers.UpSampling2D(
+                interpolation="bilinear", dtype="float32", name=f"b{resolution}_up"
+            )(image)
+            image = layers.Add(dtype="float32", name=f"b{resolution}_skip")([image, rgb])
     images = layers.Activation("tanh", dtype="float32", name="images")(image)
     return keras.Model(styles_input, images, name=name)
 

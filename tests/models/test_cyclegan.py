@@ -371,6 +371,34 @@ def test_export_both_directions_with_parity(tmp_path):
         assert np.abs(served.astype(int) - expected.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_translates_like_float32(policy, tmp_path):
+    """A few steps under `policy` stay finite (float16: both optimizers scale the loss), and
+    each direction's export returns uint8 images close to the same weights in float32."""
+    keras.mixed_precision.set_dtype_policy(policy)
+    gan = tiny()
+    gan.compile()
+    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer) == (
+        policy == "mixed_float16"
+    )
+    history = gan.fit(pairs(8, 4), epochs=2, verbose=0).history
+    for key in CycleGAN.tracked_metrics:
+        assert np.all(np.isfinite(history[key])), (key, history[key])
+    paths = export_directions(gan, str(tmp_path)).split(", ")
+
+    keras.mixed_precision.set_dtype_policy("float32")
+    reference = tiny()
+    reference.set_weights(gan.get_weights())
+    raw = np.random.default_rng(0).integers(0, 256, (4, SIZE, SIZE, CHANNELS), dtype=np.uint8)
+    x = raw.astype("float32") / 127.5 - 1.0
+    for path, direction in zip(paths, ("a2b", "b2a")):
+        serve, _ = load_serving_signature(path)
+        served = serve(images=tf.constant(raw))["images"].numpy()
+        assert served.dtype == np.uint8 and served.shape == raw.shape
+        in_float32 = to_uint8(reference.translate(x, direction)).astype(int)
+        assert np.abs(served.astype(int) - in_float32).mean() < 2.0, direction
+
+
 def test_exports_hold_only_their_generator(tmp_path):
     gan = tiny()
     a2b, _ = export_directions(gan, str(tmp_path)).split(", ")

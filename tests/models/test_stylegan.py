@@ -343,6 +343,20 @@ def test_default_preset_and_bfloat16_output():
     assert small.discriminator(np.zeros((2, 16, 16, 3), "float32")).dtype == "float32"
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_xla_compiles_the_mixed_precision_step(policy):
+    """The skip images are summed and upsampled in float32: a 16-bit bilinear upsampling's
+    gradient made XLA on CPU fail ("Seen floating point types of different precisions")."""
+    keras.mixed_precision.set_dtype_policy(policy)
+    gan = tiny()
+    gan.compile(jit_compile=True)
+    synthesis = StyleGAN.synthesis_of(gan.generator)
+    assert {layer.compute_dtype for layer in synthesis.layers
+            if layer.name.endswith(("_up", "_skip"))} == {"float32"}
+    history = fit_steps(gan, 2, run_eagerly=False)
+    assert all(np.isfinite(values).all() for values in history.values()), history
+
+
 # --- resuming ---
 
 
