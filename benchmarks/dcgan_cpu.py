@@ -2,6 +2,7 @@
 
     python benchmarks/dcgan_cpu.py                 # both parts, ~6 minutes on 2 cores
     python benchmarks/dcgan_cpu.py --part speed    # images/s only, ~1 minute
+    python benchmarks/dcgan_cpu.py --part quality --keep runs/dcgan-judged   # keep its grids
 
 Part 1 (speed): images per second of the training step (one D and one G update), from the
 median step time over many steps (this VM stalls for seconds now and then, so a total over a few
@@ -85,7 +86,7 @@ class JudgeEachEpoch(keras.callbacks.Callback):
         print(f"{epoch + 1:>5}{seconds:>9.0f}{confident:>11.0%}{classes:>9}{fd:>11.2f}{mark}", flush=True)
 
 
-def quality(budget_seconds=None):
+def quality(budget_seconds=None, keep=None):
     print("\n== quality over time (default command: python -m kerasgan train dcgan) ==")
     judge = evaluation.offline_judge()
     real, _ = datasets.load_arrays("mnist")
@@ -96,6 +97,7 @@ def quality(budget_seconds=None):
     print(f"{'epoch':>5}{'seconds':>9}{'confident':>11}{'classes':>9}{'FD-judge':>11}")
     monitor = JudgeEachEpoch(judge, real_stats, time.monotonic())
     with tempfile.TemporaryDirectory() as folder:
+        folder = keep or folder
         summary = training.train(
             "dcgan", data="embedded", output=os.path.join(folder, "run"),
             export_dir=os.path.join(folder, "models"), time_budget=budget_seconds,
@@ -114,11 +116,13 @@ def main():
     parser.add_argument("--part", choices=("speed", "quality", "both"), default="both")
     parser.add_argument("--steps", type=int, default=60, help="timed steps per configuration")
     parser.add_argument("--budget", type=float, help="time budget of the quality run in seconds")
+    parser.add_argument("--keep", metavar="DIR",
+                        help="keep the quality run's folder (sample grids, export) in DIR")
     args = parser.parse_args()
     if args.part in ("speed", "both"):
         speed(steps=args.steps)
     if args.part in ("quality", "both"):
-        quality(args.budget)
+        quality(args.budget, args.keep)
 
 
 if __name__ == "__main__":

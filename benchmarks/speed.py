@@ -4,6 +4,7 @@
     python benchmarks/speed.py --models dcgan --steps 30         # one model, quickly
     python benchmarks/speed.py --preset tiny --steps 10          # a check that it all runs
     python benchmarks/speed.py --part pipeline                   # the input pipelines alone
+    python benchmarks/speed.py --part kernels                    # raw conv/matmul per dtype
 
 **Models.** For each model's configuration (`--preset`, default: what `python -m kerasgan
 train MODEL` trains, at its default batch size), one training step (everything `fit` runs per
@@ -24,7 +25,11 @@ epochs after it (median time per batch), next to the fastest training step measu
 models that read it. A pipeline that is many times faster than the step is never the
 bottleneck.
 
-Both parts print a markdown table (the README's tables come from here).
+**Kernels.** GFLOP/s of a 3x3 convolution and a square matmul in float32 and bfloat16, the
+two operations that dominate every model: whether this CPU computes bfloat16 faster at all
+(with AMX tiles it does, several times; with AVX512-BF16 alone it did not here).
+
+Each part prints a markdown table (the README's tables come from here).
 """
 
 import argparse
@@ -172,13 +177,43 @@ def measure_pipelines(models, batches):
     return results
 
 
+def measure_kernels(repeats=30):
+    """GFLOP/s of a convolution (batch 32, 32x32, 128 -> 128 channels, 3x3) and of a
+    1024x1024 matmul, per dtype: the median of `repeats` traced calls."""
+    import tensorflow as tf
+
+    def gflops(function, args, flops):
+        function(*args).numpy()  # tracing
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            function(*args).numpy()  # .numpy(): wait for the result
+            times.append(time.perf_counter() - started)
+        return flops / sorted(times)[len(times) // 2] / 1e9
+
+    conv = tf.function(lambda images, kernel: tf.nn.conv2d(images, kernel, 1, "SAME"))
+    matmul = tf.function(lambda a, b: tf.matmul(a, b))
+    results = []
+    for dtype in ("float32", "bfloat16"):
+        images = tf.cast(tf.random.normal([32, 32, 32, 128]), dtype)
+        kernel = tf.cast(tf.random.normal([3, 3, 128, 128]), dtype)
+        matrix = tf.cast(tf.random.normal([1024, 1024]), dtype)
+        results.append({
+            "dtype": dtype,
+            "conv_gflops": gflops(conv, (images, kernel), 2 * 32 * 32 * 32 * 128 * 128 * 9),
+            "matmul_gflops": gflops(matmul, (matrix, matrix), 2 * 1024**3),
+        })
+    return results
+
+
 # === Running the configurations and printing the tables ===
 
 
 def run_worker(args):
     """`speed.py --worker '{...}'` -> one JSON line (or an error line)."""
     spec = json.loads(args.worker)
-    measure = {"pipeline": measure_pipelines, "speed": measure_speed, "memory": measure_memory}
+    measure = {"pipeline": measure_pipelines, "speed": measure_speed, "memory": measure_memory,
+               "kernels": measure_kernels}
     try:
         result = {"result": measure[spec.pop("part")](**spec)}
     except Exception as error:  # reported in the table, not fatal for the other rows
@@ -266,6 +301,16 @@ def pipeline_table(pipelines, results):
     return "\n".join(lines)
 
 
+def kernel_table(kernels):
+    lines = ["| dtype | conv 3x3 (GFLOP/s) | matmul (GFLOP/s) |", "|---|---|---|"]
+    lines += [f"| {k['dtype']} | {k['conv_gflops']:,.0f} | {k['matmul_gflops']:,.0f} |" for k in kernels]
+    float32 = kernels[0]
+    for k in kernels[1:]:
+        lines.append(f"| {k['dtype']} / float32 | {ratio(k['conv_gflops'], float32['conv_gflops'])} "
+                     f"| {ratio(k['matmul_gflops'], float32['matmul_gflops'])} |")
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,7 +329,7 @@ def main():
                         help="turns the configurations of a model take (default: 5)")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the peak-memory runs (one short process per configuration)")
-    parser.add_argument("--part", choices=("all", "models", "pipeline"), default="all")
+    parser.add_argument("--part", choices=("all", "models", "pipeline", "kernels"), default="all")
     parser.add_argument("--pipeline-batches", type=int, default=200,
                         help="cached batches timed per dataset (default: 200)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -338,6 +383,14 @@ def main():
             print(f"* failed: {result['error']}")
         else:
             print(pipeline_table(result, results))
+    if args.part in ("all", "kernels"):
+        result = in_fresh_process({"part": "kernels"})
+        print("\nKernels alone (GFLOP/s, median of 30 calls; conv: batch 32, 32x32, 128 -> 128 "
+              "channels, 3x3; matmul: 1024x1024):\n")
+        if "error" in result:
+            print(f"* failed: {result['error']}")
+        else:
+            print(kernel_table(result["result"]))
     print(f"\n({time.monotonic() - started:.0f} s)", file=sys.stderr)
 
 

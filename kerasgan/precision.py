@@ -27,9 +27,10 @@ def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
     """True when the CPU has AMX tiles for bfloat16 (`amx_bf16` among `cpuinfo`'s flags), where
     oneDNN runs bfloat16 convolutions and matmuls several times faster than float32.
 
-    AVX512-BF16 alone is not enough: on a 2-core Xeon with `avx512_bf16` and no AMX, bfloat16
-    matmuls ran at 82 GFLOP/s against 146 for float32, and every course model trained at
-    0.60-0.84x its float32 speed under `mixed_bfloat16` (benchmarks/speed.py).
+    AVX512-BF16 alone is not enough: on a 2-core Xeon with `avx512_bf16` and no AMX, raw
+    bfloat16 convolutions and matmuls ran at about half float32's GFLOP/s (`benchmarks/speed.py
+    --part kernels`), and every course model trained at 0.60-0.75x its float32 speed under
+    `mixed_bfloat16` (`benchmarks/speed.py`).
     """
     try:
         with open(cpuinfo) as handle:
