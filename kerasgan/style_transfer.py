@@ -650,7 +650,10 @@ def typical_feature_scale(encoder):
     coarse = np.random.default_rng(0).uniform(0.0, 1.0, (1, 8, 8, 3)).astype("float32")
     image = tf.image.resize(coarse, (64, 64), method="bicubic")
     features = encoder(vgg19_preprocess(tf.clip_by_value(image, 0.0, 1.0)), training=False)[-1]
-    return float(np.sqrt(np.mean(np.square(ops.convert_to_numpy(features))))) or 1.0
+    # In float32: under a mixed policy the features arrive in 16 bits, where their squares
+    # overflow (float16: inf) or their sum stops growing (bfloat16: half the true value).
+    features = ops.convert_to_numpy(features).astype("float32")
+    return float(np.sqrt(np.mean(np.square(features)))) or 1.0
 
 
 @keras.saving.register_keras_serializable(package="kerasgan")

@@ -320,6 +320,39 @@ def test_a_few_train_steps_give_finite_changing_losses(image_files):
         np.testing.assert_array_equal(before, after)  # the encoder stays frozen
 
 
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_and_exports_what_float32_draws(policy, image_files, tmp_path):
+    """Under `policy` a few steps stay finite (float16: Keras scales the loss), and the export
+    returns uint8 images close to what the same decoder draws in float32."""
+    keras.mixed_precision.set_dtype_policy(policy)
+    content_dir, style_dir = image_files
+    stylizer = _tiny_stylizer()
+    stylizer.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert isinstance(stylizer.optimizer, keras.optimizers.LossScaleOptimizer) == (
+        policy == "mixed_float16"
+    )
+    dataset = st.stylizer_dataset(content_dir, style_dir, image_size=32, batch_size=2, seed=0)
+    history = stylizer.fit(dataset.repeat(), steps_per_epoch=2, epochs=2, verbose=0).history
+    for name in ("loss", "content_loss", "style_loss"):
+        assert np.all(np.isfinite(history[name])), (name, history[name])
+    serving = tf.saved_model.load(export.export_model(stylizer, str(tmp_path), name="stylizer"))
+    content, style, alpha = _serving_inputs()
+    exported = serving.signatures["serving_default"](
+        content=tf.constant(content), style=tf.constant(style), alpha=tf.constant(alpha)
+    )["images"].numpy()
+    assert exported.dtype == np.uint8 and exported.shape == (2, 36, 44, 3)
+
+    keras.mixed_precision.set_dtype_policy("float32")
+    assert abs(_tiny_stylizer().feature_scale / stylizer.feature_scale - 1) < 0.02
+    reference = st.AdaINStylizer(
+        encoder_weights="random", decoder_filters=(16, 8, 8), image_size=32,
+        feature_scale=stylizer.feature_scale,
+    )
+    reference.decoder.set_weights(stylizer.decoder.get_weights())
+    in_float32 = reference.stylize_uint8(content, style, alpha).numpy().astype(int)
+    assert np.abs(exported.astype(int) - in_float32).mean() < 2.0
+
+
 def test_call_shapes_and_alpha():
     stylizer = _tiny_stylizer()
     content = tf.random.uniform((2, 32, 40, 3), seed=0)

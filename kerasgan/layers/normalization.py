@@ -92,10 +92,13 @@ class AdaIN(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        content, style = inputs
+        # In float32 under any policy: VGG features reach the hundreds, so their variances
+        # (1e4-1e6) overflow float16 (max 65504) and the output would silently become zeros.
+        content, style = (ops.cast(x, "float32") for x in inputs)
         content_mean, content_std = channel_moments(content, self.epsilon)
         style_mean, style_std = channel_moments(style, self.epsilon)
-        return style_std * (content - content_mean) / content_std + style_mean
+        result = style_std * (content - content_mean) / content_std + style_mean
+        return ops.cast(result, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return tuple(_split_shapes(input_shape)[0])

@@ -43,6 +43,18 @@ def test_a_style_batch_of_one_applies_to_every_content_example():
         np.testing.assert_allclose(example.mean(axis=(0, 1)), style[0].mean(axis=(0, 1)), atol=1e-4)
 
 
+def test_vgg_sized_features_survive_float16():
+    """Features of std 500 have variances of 250,000, past float16's 65,504: computed in 16 bits
+    the standard deviations would be inf and the output zeros."""
+    content = _features((1, 8, 8, 4), mean=300.0, std=500.0, seed=0)
+    style = _features((1, 8, 8, 4), mean=100.0, std=400.0, seed=1)
+    expected = keras.ops.convert_to_numpy(AdaIN()([content, style]))
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    output = keras.ops.convert_to_numpy(AdaIN()([content, style])).astype("float32")
+    assert np.all(np.isfinite(output)) and np.abs(output).max() > 100
+    np.testing.assert_allclose(output, expected, rtol=2e-3, atol=0.5)
+
+
 def test_channel_moments_match_numpy():
     x = _features((2, 5, 7, 3), mean=1.0, std=2.0, seed=6)
     mean, std = (keras.ops.convert_to_numpy(t) for t in channel_moments(x, epsilon=0.0))
