@@ -68,10 +68,7 @@ class RunSummary:
         """The one-line summary the CLI prints at the end of a run."""
         speed = f"{self.images_per_second:,.0f} images/s" if self.images_per_second else "n/a"
         stopped = f", stopped by {self.stopped_by}" if self.stopped_by else ""
-        if self.replicas > 1:
-            stopped = f", {self.strategy} x{self.replicas}{stopped}"
-        if self.jit_compile:
-            stopped = f", XLA{stopped}"
+        how = _execution_note(self.strategy, self.replicas, self.jit_compile)
         export = f"; exported to {self.export_path}" if self.export_path else "; not exported"
         unfinished = (
             f" and {self.unfinished_steps:,} steps of epoch {self.epochs_done + 1} (a rerun "
@@ -80,7 +77,7 @@ class RunSummary:
         return (
             f"{self.model}: epoch {self.epochs_done}/{self.epochs_total}{unfinished}, {self.steps:,} steps "
             f"this run, {speed}, {_format_seconds(self.wall_seconds)} wall time "
-            f"({self.precision}{stopped}); run folder {self.run_dir}{export}"
+            f"({self.precision}{how}{stopped}); run folder {self.run_dir}{export}"
         )
 
 
@@ -334,7 +331,8 @@ def train(
         if verbose:
             notice(
                 f"training {model} ({preset}) on {datasets.describe(dataset)}, batch {batch_size}, "
-                f"epochs {initial_epoch + 1}-{epochs}, {policy}{_distribution_note(distributed, jit)}; "
+                f"epochs {initial_epoch + 1}-{epochs}, {policy}"
+                f"{_execution_note(strategy, distributed.num_replicas_in_sync, jit is True)}; "
                 f"run folder {run_dir}"
             )
         result = gan.fit(
@@ -387,10 +385,11 @@ def train(
     return summary
 
 
-def _distribution_note(strategy, jit):
-    replicas = strategy.num_replicas_in_sync
-    note = f", {replicas} replicas" if replicas > 1 else ""
-    return note + (", XLA" if jit is True else "")
+def _execution_note(strategy, replicas, jit):
+    """How the steps run, for the start notice and the summary line: `", mirrored x2"` with
+    several replicas, `", XLA"` when compiled (never both: see `distribution.check_options`)."""
+    note = f", {strategy} x{replicas}" if replicas > 1 else ""
+    return note + (", XLA" if jit else "")
 
 
 def export_run(run_dir, export_dir="saved_models", name=None):

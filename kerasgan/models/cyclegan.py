@@ -604,7 +604,7 @@ class CycleGAN(GAN):
         return changed
 
     def fit(self, x=None, *args, **kwargs):
-        """`GAN.fit` (which builds the optimizers), after setting the learning-rate schedule to
+        """`GAN.fit`, after setting the learning-rate schedule to
         span this run (see the class docstring). The run's length is `epochs * steps_per_epoch`,
         the latter from `steps_per_epoch` or the dataset's cardinality."""
         steps = kwargs.get("steps_per_epoch")

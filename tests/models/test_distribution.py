@@ -3,7 +3,7 @@
 Run in a subprocess, because logical devices must be configured before TensorFlow starts.
 Latents come from the data, so both runs draw the same z; the toy GAN has no batch norm (whose
 per-replica batch statistics legitimately differ from the global batch's). Adam is tested as well as
-SGD: its slot variables must exist before the first distributed step (`GAN.fit` builds them).
+SGD: its slot variables must exist before the first distributed step (`GAN.compile` builds them).
 """
 
 import os
