@@ -37,10 +37,13 @@ import numpy as np
 import tensorflow as tf
 
 from kerasgan.errors import ConfigError, DataError
+from kerasgan.resources import packaged_data_dir
 from kerasgan.utils import is_offline, notice
 
-# The repository's data/ folder; the environment variable KERASGAN_DATA_DIR points elsewhere.
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The data that ships with kerasgan: the repository's data/ folder in a checkout or an editable
+# install, its copy inside the package once installed from a wheel (see kerasgan.resources).
+# The environment variable KERASGAN_DATA_DIR points elsewhere.
+DATA_DIR = packaged_data_dir()
 
 # Embedded datasets: name -> file in the data folder (provenance and licences: data/README.md).
 EMBEDDED = {"mnist": "mnist_sample.npz", "digits": "digits_8x8.npz"}
@@ -67,7 +70,11 @@ _DECODABLE_BMP_MODES = {"RGB", "RGBA", "L"}
 
 
 def data_dir():
-    """The folder of embedded data: `$KERASGAN_DATA_DIR` if set, else the repository's `data/`."""
+    """The folder of embedded data: `$KERASGAN_DATA_DIR` if set, else the one kerasgan ships.
+
+    That is the repository's `data/` in a checkout or an editable install, and the installed
+    package's `kerasgan/data/` after `pip install .` or from a wheel.
+    """
     return Path(os.environ.get("KERASGAN_DATA_DIR") or DATA_DIR)
 
 
