@@ -31,6 +31,38 @@ def positive_float(text):
     return value
 
 
+SEED_LIMIT = 2**32  # NumPy's and Keras's seeds are unsigned 32-bit integers
+
+
+def seed(text):
+    """An argparse type: a whole number in `[0, 2**32)`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {SEED_LIMIT - 1}, got {text}")
+    return value
+
+
+def export_name(text):
+    """An argparse type: a plain folder name for an export (see `export.check_export_name`)."""
+    from kerasgan.errors import ExportError
+    from kerasgan.export import check_export_name
+
+    try:
+        return check_export_name(text)
+    except ExportError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_force(parser, what):
+    parser.add_argument(
+        "--force", action="store_true",
+        help=f"replace {what} if it exists (an input file is never replaced)",
+    )
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -39,6 +71,86 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
     return value
+
+
+# === output paths: checked before any work, written without replacing unless --force ===
+
+
+def _check_parent(resolved, option):
+    """The folder `resolved` goes into exists, is a folder and is writable."""
+    from kerasgan.errors import ConfigError
+
+    parent = os.path.dirname(resolved)
+    if not os.path.exists(parent):
+        raise ConfigError(f"the folder of {option} does not exist: {parent}")
+    if not os.path.isdir(parent):
+        raise ConfigError(f"the folder of {option} is not a folder: {parent}")
+    if not os.access(parent, os.W_OK):
+        raise ConfigError(f"the folder of {option} is not writable: {parent}")
+
+
+def _is_same_file(path, other):
+    if os.path.realpath(path) == os.path.realpath(other):
+        return True
+    try:
+        return os.path.samefile(path, other)  # hard links
+    except OSError:
+        return False
+
+
+def check_output_file(path, kinds, force=False, inputs=(), option="--out"):
+    """Check a file the command will write, before any model is loaded or work is done.
+
+    Args:
+        path: the path as given.
+        kinds: accepted suffixes, e.g. `(".png",)`.
+        force: an existing file may be replaced.
+        inputs: files the command reads; never replaced, even with `force`.
+        option: how messages name the path.
+
+    Returns:
+        The resolved path to write (see `utils.resolve_output`).
+
+    Raises:
+        KerasganError: one line for a wrong suffix, a protected path, a missing, non-folder or
+            unwritable parent, a folder in the way, an input, or an existing file without
+            `force`.
+    """
+    from kerasgan.errors import ConfigError
+    from kerasgan.utils import resolve_output
+
+    if not path.lower().endswith(kinds):
+        names = " or ".join(kind for kind in kinds if kind != ".jpeg")
+        raise ConfigError(f"{option} must be a {names} file, got {path}")
+    resolved = resolve_output(path, option)
+    _check_parent(resolved, option)
+    if os.path.isdir(resolved):
+        raise ConfigError(f"{option} is a folder, not a file: {path}")
+    for source in inputs:
+        if _is_same_file(resolved, source):
+            raise ConfigError(
+                f"{option} {path} would overwrite the input {source}; inputs are never "
+                "overwritten, even with --force"
+            )
+    if os.path.lexists(resolved) and not force:
+        raise ConfigError(f"{option} {path} already exists; pass --force to replace it")
+    return resolved
+
+
+def write_output(path, force, write):
+    """Call `write(tmp)` and publish `tmp` as `path`: replaced only with `force`, else refused
+    even if another process created `path` meanwhile; nothing half-written on failure."""
+    from kerasgan.errors import ConfigError, KerasganError
+    from kerasgan.utils import atomic_path
+
+    try:
+        with atomic_path(path, replace=force) as tmp:
+            write(tmp)
+    except KerasganError:
+        raise
+    except OSError as error:
+        raise ConfigError(f"cannot write {path}: {error.strerror or error}") from None
+    return path
 
 
 # === train ===
@@ -79,7 +191,12 @@ def add_train(subparsers):
     parser.add_argument("--output", help="run folder (default: runs/MODEL)")
     parser.add_argument("--export-dir", default="saved_models", help="TF Serving model base folder (default: saved_models)")
     parser.add_argument("--no-export", action="store_true", help="do not export at the end")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed, 0 to 2**32-1 (default: 0)")
+    parser.add_argument(
+        "--deterministic", action="store_true",
+        help="make a run repeatable bit for bit (TensorFlow's op determinism): slower, as GPUs "
+        "must use deterministic kernels, and some ops then raise an error on GPU",
+    )
     parser.add_argument("--preset", default="default", help="model configuration: default or tiny (default: default)")
     parser.add_argument(
         "--precision",
@@ -150,8 +267,10 @@ def run_train(args):
     if args.dry_run:
         import json
 
-        print(json.dumps({"model": args.model, **options}, indent=2))
+        print(json.dumps({"model": args.model, **options, "deterministic": args.deterministic}, indent=2))
         return 0
+    if args.deterministic:  # passed only when asked, so training.train without it still runs
+        options["deterministic"] = True
     summary = training.train(args.model, **options)
     print(summary.line())
     return 0
@@ -170,7 +289,8 @@ def add_sample(subparsers):
     parser.add_argument("model_dir", help="an export folder, e.g. saved_models/dcgan or saved_models/dcgan/3")
     parser.add_argument("--n", type=positive_int, default=64, help="number of images (default: 64)")
     parser.add_argument("--out", default="samples.png", help="PNG file to write (default: samples.png)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
+    add_force(parser, "--out")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the latent vectors (default: 0)")
     parser.add_argument("--cols", type=positive_int, help="images per row (default: square)")
     parser.add_argument("--scale", type=positive_int, default=2, help="pixel enlargement of the PNG (default: 2)")
     parser.add_argument(
@@ -238,11 +358,7 @@ def run_sample(args):
     from kerasgan import export, plotting
     from kerasgan.errors import ConfigError
 
-    if not args.out.lower().endswith(".png"):
-        raise ConfigError(f"--out must be a .png file, got {args.out}")
-    out_parent = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_parent):
-        raise ConfigError(f"the folder of --out does not exist: {out_parent}")
+    out = check_output_file(args.out, (".png",), args.force)
     function, specs = export.load_serving_signature(args.model_dir)
     if "latent" not in specs:
         raise ConfigError(
@@ -255,7 +371,8 @@ def run_sample(args):
         images = function(**inputs)["images"].numpy()
     except Exception as error:  # the graph's own validation (e.g. label range) speaks here
         raise ConfigError(f"the model rejected the request: {graph_error_message(error)}") from None
-    plotting.save_image(plotting.image_grid(images, cols=args.cols), args.out, scale=args.scale)
+    grid = plotting.image_grid(images, cols=args.cols)
+    write_output(out, args.force, lambda tmp: plotting.save_image(grid, tmp, scale=args.scale))
     print(f"wrote {len(images)} samples from {export.resolve_saved_model(args.model_dir)} to {args.out}")
     return 0
 
@@ -280,17 +397,21 @@ def add_course(subparsers):
             "`raise NotImplementedError()` (nbgrader's ClearSolutions) and outputs removed."
         ),
     )
-    student.add_argument("out_dir", metavar="OUT_DIR", help="folder to write (must be new, "
-                         "or written by an earlier run of this command)")
+    student.add_argument("out_dir", metavar="OUT_DIR", help="a new folder to write")
     student.add_argument("--notebooks", default=None, metavar="DIR",
                          help="the teacher's notebooks (default: ./notebooks)")
+    student.add_argument(
+        "--force", action="store_true",
+        help="replace OUT_DIR if an earlier run of this command wrote it (any other folder is "
+        "refused); the old folder is removed only once the new one is complete",
+    )
     parser.set_defaults(handler=run_course)
 
 
 def run_course(args):
     from kerasgan.student import write_student_notebooks
 
-    written = write_student_notebooks(args.out_dir, args.notebooks or "notebooks")
+    written = write_student_notebooks(args.out_dir, args.notebooks or "notebooks", args.force)
     print(f"wrote {len(written)} student notebooks to {args.out_dir}")
     return 0
 
@@ -319,8 +440,9 @@ def add_mix(subparsers):
         "--truncation", type=float, default=1.0,
         help="truncation psi of every source (1: none, 0.7 typical; default: 1.0)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latent vectors (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the latent vectors (default: 0)")
     parser.add_argument("--out", default="mix.png", help="PNG file to write (default: mix.png)")
+    add_force(parser, "--out")
     parser.add_argument("--scale", type=positive_int, default=2, help="pixel enlargement of the PNG (default: 2)")
     parser.set_defaults(handler=run_mix)
 
@@ -345,11 +467,7 @@ def run_mix(args):
     from kerasgan.errors import ConfigError
     from kerasgan.models.stylegan import mixing_tiles
 
-    if not args.out.lower().endswith(".png"):
-        raise ConfigError(f"--out must be a .png file, got {args.out}")
-    out_parent = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(out_parent):
-        raise ConfigError(f"the folder of --out does not exist: {out_parent}")
+    out = check_output_file(args.out, (".png",), args.force)
     loaded = export.resolve_saved_model(args.model_dir)
     function, specs = export.load_serving_signature(loaded, "mix")
     latent_dim = specs["latent_rows"].shape[-1]
@@ -366,7 +484,7 @@ def run_mix(args):
         raise ConfigError(f"the model rejected the request: {graph_error_message(error)}") from None
     tiles = mixing_tiles(*(outputs[key].numpy() for key in ("images", "row_images", "col_images")))
     image = plotting.image_grid(tiles, cols=args.cols + 1)
-    plotting.save_image(image, args.out, scale=args.scale)
+    write_output(out, args.force, lambda tmp: plotting.save_image(image, tmp, scale=args.scale))
     print(
         f"wrote a {args.rows}x{args.cols} style-mixing grid from {loaded} to {args.out} "
         f"(the first {args.crossover} styles from the rows, the rest from the columns)"
@@ -384,7 +502,11 @@ def add_export(subparsers):
         description="Export the latest checkpoint of a run folder to EXPORT_DIR/NAME/<next version>/.",
     )
     parser.add_argument("run_dir", help="a run folder, e.g. runs/dcgan")
-    parser.add_argument("--name", help="the model's folder name (default: the model, e.g. dcgan)")
+    parser.add_argument(
+        "--name", type=export_name,
+        help="the model's folder name, a plain name: letters, digits, '_', '.', '-' (default: "
+        "the model, e.g. dcgan)",
+    )
     parser.add_argument("--export-dir", default="saved_models", help="TF Serving model base folder (default: saved_models)")
     parser.set_defaults(handler=run_export)
 
@@ -445,7 +567,7 @@ def add_evaluate(subparsers):
         help="feature space: mnist_judge (offline digit classifier, fast) or inception "
         "(InceptionV3, ImageNet weights; downloaded once) (default: mnist_judge)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the latents and the real subset (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the latents and the real subset (default: 0)")
     parser.add_argument("--batch-size", type=positive_int, default=250, help="images per request to the model (default: 250)")
     parser.set_defaults(handler=run_evaluate)
 
@@ -599,6 +721,7 @@ def add_stylize(subparsers):
     parser.add_argument("content", help="the photo whose layout is kept (JPEG, PNG, ...)")
     parser.add_argument("style", help="the image whose style is copied")
     parser.add_argument("--out", default="stylized.png", help="result, .png or .jpg (default: stylized.png)")
+    add_force(parser, "--out and OUT_compare.png")
     parser.add_argument(
         "--size", type=int, default=512,
         help="longer side of the result in pixels; gatys cost grows with its square (default: 512)",
@@ -622,23 +745,19 @@ def add_stylize(subparsers):
         "--alpha", type=float, default=1.0,
         help="adain: style strength, 0 (the photo) to 1 (full style) (default: 1.0)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="random seed (default: 0)")
     parser.set_defaults(handler=run_stylize)
 
 
-def _check_stylize_out(path):
-    from kerasgan.errors import ConfigError
-
-    if not path.lower().endswith((".png", ".jpg", ".jpeg")):
-        raise ConfigError(f"--out must be a .png or .jpg file, got {path}")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ConfigError(f"the folder of --out does not exist: {parent}")
-    if not os.access(parent, os.W_OK):
-        raise ConfigError(f"the folder of --out is not writable: {parent}")
-    if os.path.isdir(path):
-        raise ConfigError(f"--out is a folder, not a file: {path}")
-    return os.path.splitext(path)[0] + "_compare.png"
+def _check_stylize_out(args):
+    """The result's and the comparison figure's resolved paths, both checked before any work."""
+    inputs = (args.content, args.style)
+    out = check_output_file(args.out, (".png", ".jpg", ".jpeg"), args.force, inputs)
+    compare = check_output_file(
+        os.path.splitext(args.out)[0] + "_compare.png", (".png",), args.force, inputs,
+        option="--out's comparison figure",
+    )
+    return out, compare
 
 
 def _check_stylize_options(args):
@@ -680,7 +799,8 @@ def _load_stylizer(path):
 
 
 def save_comparison(content, style, result, path, title):
-    """Write a content | style | result figure as PNG, atomically (matplotlib's Agg canvas)."""
+    """Write a content | style | result figure as PNG, atomically (matplotlib's Agg canvas);
+    `path` is replaced if it exists (the CLI publishes it with `write_output`)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -716,9 +836,9 @@ def run_stylize(args):
     import keras
 
     from kerasgan import style_transfer as st
-    from kerasgan.errors import ConfigError
 
-    compare_path = _check_stylize_out(args.out)
+    out, compare = _check_stylize_out(args)
+    compare_path = os.path.splitext(args.out)[0] + "_compare.png"
     size = st.check_image_size(args.size, "--size")
     _check_stylize_options(args)
     content = st.load_image(args.content)
@@ -744,11 +864,8 @@ def run_stylize(args):
         )
         label = "random-weight VGG19" if weights == "random" else "VGG19"
         title = f"Gatys, {args.steps} {args.optimizer} steps, {label}"
-    try:
-        _save_result(result, args.out)
-        save_comparison(content, style, result, compare_path, title)
-    except OSError as error:
-        raise ConfigError(f"cannot write {args.out}: {error.strerror or error}") from None
+    write_output(out, args.force, lambda tmp: _save_result(result, tmp))
+    write_output(compare, args.force, lambda tmp: save_comparison(content, style, result, tmp, title))
     height, width = result.shape[:2]
     print(f"wrote {args.out} ({width}x{height}) and {compare_path}")
     return 0
@@ -770,6 +887,7 @@ def add_translate(subparsers):
     parser.add_argument("model_dir", help="a direction's export, e.g. saved_models/cyclegan_a2b")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files to translate")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for the translated PNGs (created if missing)")
+    add_force(parser, "translations already in DIR")
     parser.add_argument("--scale", type=positive_int, default=1, help="pixel enlargement of the PNGs (default: 1)")
     parser.set_defaults(handler=run_translate)
 
@@ -794,12 +912,66 @@ def _read_image(path, channels):
     return (array[..., None] if channels == 1 else array), None
 
 
+def _translation_targets(args):
+    """`(out_dir, [(image, target)])`: every file translate will write, checked before the model
+    is loaded. Targets are `OUT/<stem>.png` (`<stem>_2.png`, ... for repeated stems)."""
+    from kerasgan.errors import ConfigError
+    from kerasgan.utils import resolve_output
+
+    if args.out == "":
+        raise ConfigError("--out is an empty path (an unset variable?); give the folder to write")
+    out_dir = os.path.realpath(os.path.expanduser(args.out))
+    if os.path.exists(out_dir):
+        if not os.path.isdir(out_dir):
+            raise ConfigError(f"--out is not a folder: {args.out} is a file")
+        writable = out_dir
+    else:
+        writable = os.path.dirname(out_dir)
+        while not os.path.exists(writable):  # the nearest existing folder makedirs starts from
+            writable = os.path.dirname(writable)
+        if not os.path.isdir(writable):
+            raise ConfigError(f"--out {args.out} cannot be created: {writable} is not a folder")
+    if not os.access(writable, os.W_OK):
+        raise ConfigError(f"the folder of --out is not writable: {writable}")
+    targets, used_names = [], set()
+    for path in args.images:
+        stem = os.path.splitext(os.path.basename(path))[0]
+        name, copy = f"{stem}.png", 2
+        while name in used_names:  # photo.jpg and photo.png (or two folders' photo.png)
+            name, copy = f"{stem}_{copy}.png", copy + 1
+        used_names.add(name)
+        target = resolve_output(os.path.join(out_dir, name), "--out")
+        for source in args.images:
+            if _is_same_file(target, source):
+                raise ConfigError(
+                    f"translating {path} would overwrite the input {source}; inputs are never "
+                    "overwritten, even with --force: choose another --out"
+                )
+        if os.path.isdir(target):
+            raise ConfigError(f"{os.path.join(args.out, name)} is a folder, in the way of {path}'s translation")
+        if os.path.lexists(target) and not args.force:
+            raise ConfigError(
+                f"{os.path.join(args.out, name)} already exists; pass --force to replace it"
+            )
+        targets.append((path, target))
+    return out_dir, targets
+
+
+def _save_png(image, path, scale=1):
+    from kerasgan import plotting
+
+    plotting.save_image(image, path, scale=scale)
+
+
 def run_translate(args):
+    import functools
+
     import tensorflow as tf
 
-    from kerasgan import export, plotting
+    from kerasgan import export
     from kerasgan.errors import ConfigError
 
+    out_dir, targets = _translation_targets(args)
     function, specs = export.load_serving_signature(args.model_dir)
     if set(specs) != {"images"} or specs["images"].dtype != tf.uint8:
         raise ConfigError(
@@ -808,26 +980,17 @@ def run_translate(args):
         )
     channels = specs["images"].shape[-1]
     try:
-        os.makedirs(args.out, exist_ok=True)
+        os.makedirs(out_dir, exist_ok=True)
     except OSError as error:
         raise ConfigError(f"cannot create the folder {args.out}: {error.strerror or error}") from None
-    written, used_names = [], set()
-    for path in args.images:
+    written = []
+    for path, target in targets:
         image, problem = _read_image(path, channels)
         if problem:
             notice(f"skipping {path}: {problem}")
             continue
-        stem = os.path.splitext(os.path.basename(path))[0]
-        name, copy = f"{stem}.png", 2
-        while name in used_names:  # photo.jpg and photo.png (or two folders' photo.png)
-            name, copy = f"{stem}_{copy}.png", copy + 1
-        used_names.add(name)
         translated = function(images=tf.constant(image[None]))["images"].numpy()[0]
-        target = os.path.join(args.out, name)
-        try:
-            plotting.save_image(translated, target, scale=args.scale)
-        except OSError as error:
-            raise ConfigError(f"cannot write {target}: {error.strerror or error}") from None
+        write_output(target, args.force, functools.partial(_save_png, translated, scale=args.scale))
         written.append(target)
     if not written:
         raise ConfigError(f"none of the {len(args.images)} images could be read; nothing written")

@@ -19,3 +19,12 @@ class ConfigError(KerasganError, ValueError):
 
 class ExportError(KerasganError, OSError):
     """A model cannot be exported or an export cannot be read."""
+
+
+class PathError(KerasganError, OSError):
+    """An output path that must not be written: a protected folder, or a file that exists.
+
+    Raised before any work starts where possible (the current folder, one of its ancestors, the
+    home folder or a filesystem root, however spelled; an existing output not meant to be
+    replaced), and again at the final rename if another process took the name meanwhile.
+    """

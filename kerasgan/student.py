@@ -23,12 +23,12 @@ import os
 import re
 
 from kerasgan.errors import ConfigError
-from kerasgan.utils import atomic_path
+from kerasgan.utils import atomic_path, resolve_output
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 SCHEMA_VERSION = 3
-# Written into every output folder, so that re-running the command may replace it (and nothing
-# else: a folder without it is never deleted).
+# Written into every output folder, so that `--force` may replace it (and nothing else: a folder
+# without it is never replaced).
 MARKER = ".kerasgan-student-notebooks"
 
 _CHECK = re.compile(r"""course\.check\(\s*["']([0-9A-Za-z_.\-]+)["']""")
@@ -126,35 +126,50 @@ def student_version(notebook, name="notebook"):
     return notebook
 
 
-def write_student_notebooks(out_dir, notebooks_dir="notebooks"):
+def write_student_notebooks(out_dir, notebooks_dir="notebooks", force=False):
     """Write the learner version of every `NN_*.ipynb` in `notebooks_dir` to `out_dir`.
 
-    The folder appears complete or not at all (written to a temporary folder, then renamed). An
-    existing `out_dir` is replaced only if an earlier run of this function wrote it.
+    The folder appears complete or not at all (written to a temporary folder, then renamed).
+    `out_dir` must be new: the current folder, its ancestors, the home folder and filesystem
+    roots are refused however they are spelled (`""`, `"."`, `"missing/.."`, `"~"`), and an
+    existing folder is refused too, unless `force` is set and an earlier run of this function
+    wrote it (it holds the marker file). That folder is renamed away only once the new one is
+    complete, and removed last.
 
     Args:
         out_dir: the output folder.
         notebooks_dir: the teacher's notebooks.
+        force: replace an existing `out_dir` that this function wrote.
 
     Returns:
         The paths written, in course order.
+
+    Raises:
+        PathError: `out_dir` is protected or exists (without `force`).
+        ConfigError: no notebooks, a folder this function did not write, or a malformed
+            notebook.
     """
     import nbformat
 
+    resolved = resolve_output(out_dir, "OUT_DIR")
+    if os.path.lexists(resolved):
+        ours = os.path.isdir(resolved) and os.path.isfile(os.path.join(resolved, MARKER))
+        if not ours:
+            raise ConfigError(
+                f"OUT_DIR {out_dir!r} exists and was not written by this command; choose a new folder"
+            )
+        if not force:
+            raise ConfigError(
+                f"OUT_DIR {out_dir!r} already exists (an earlier run wrote it); choose a new "
+                "folder, or pass --force to replace it"
+            )
+    if resolved == os.path.realpath(notebooks_dir):
+        raise ConfigError("OUT_DIR must differ from the teacher's notebooks folder")
     paths = sorted(glob.glob(os.path.join(notebooks_dir, "[0-9][0-9]_*.ipynb")))
     if not paths:
         raise ConfigError(f"no notebooks (NN_name.ipynb) found in {notebooks_dir!r}")
-    if os.path.exists(out_dir) and (
-        not os.path.isdir(out_dir)
-        or (os.listdir(out_dir) and not os.path.exists(os.path.join(out_dir, MARKER)))
-    ):
-        raise ConfigError(
-            f"{out_dir!r} exists and was not written by this command; choose a new folder"
-        )
-    if os.path.abspath(out_dir) == os.path.abspath(notebooks_dir):
-        raise ConfigError("the output folder must differ from the teacher's notebooks folder")
     written = []
-    with atomic_path(out_dir, directory=True) as tmp:
+    with atomic_path(resolved, directory=True, replace=force) as tmp:
         for path in paths:
             try:
                 notebook = nbformat.read(path, as_version=4)

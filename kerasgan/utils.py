@@ -1,10 +1,25 @@
-"""Small helpers shared across the package: user-facing notices and atomic file writes."""
+"""Small helpers shared across the package: user-facing notices and safe, atomic writes.
+
+What is never overwritten: every output path is resolved first (the real path of its parent,
+plus its name, `~` expanded) and refused with a `PathError` when it is the current folder, an
+ancestor of it, the home folder (or an ancestor of it) or a filesystem root, however it is spelled
+(`""`, `"."`, `"missing/.."`, `"~"`, a link to one of them). A folder is never deleted to make
+room for a result: results appear under a new name only, and the single command that may replace
+a folder (`course student-notebooks --force`, and only a folder it wrote) renames the old one
+away after the new one is complete. Files the package owns and rewrites (a run folder's
+options.json, summary.json, samples and GIF) are replaced atomically; a user's output files are
+published without replacing anything unless the caller asks (the CLI's `--force`).
+"""
 
 import contextlib
+import errno
 import os
 import shutil
 import sys
 import tempfile
+import uuid
+
+from kerasgan.errors import PathError
 
 
 def notice(message):
@@ -22,22 +37,101 @@ def is_smoke_mode():
     return os.environ.get("KERASGAN_SMOKE", "") not in ("", "0", "false", "False")
 
 
+def _protection(resolved):
+    """Why `resolved` (an absolute, resolved path) must never be written over, or None."""
+    if os.path.dirname(resolved) == resolved:
+        return "is a filesystem root"
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:  # the current folder was deleted: nothing there to protect
+        cwd = None
+    home = os.path.realpath(os.path.expanduser("~"))
+    inside = resolved.rstrip(os.sep) + os.sep
+    if resolved == cwd:
+        return "is the current folder"
+    if cwd is not None and cwd.startswith(inside):
+        return "contains the current folder"
+    if resolved == home:
+        return "is the home folder"
+    if home.startswith(inside):
+        return "contains the home folder"
+    return None
+
+
+def resolve_output(path, what="the output path"):
+    """The absolute path an output will really take, refused if it is a protected folder.
+
+    The parent is resolved (symbolic links, `..`, `~`), the last name is kept as given, so a
+    link named as the output is judged by where it points too. An empty path (what a script with
+    an unset variable passes), the current folder, any ancestor of it, the home folder and a
+    filesystem root are refused whatever their spelling: a command must never write over them.
+
+    Args:
+        path: the path as the user gave it.
+        what: how error messages name it (e.g. `"--out"`, `"OUT_DIR"`).
+
+    Returns:
+        The resolved absolute path.
+
+    Raises:
+        PathError: the path is empty or protected (one line naming `what` and the folder).
+    """
+    text = os.fspath(path)
+    if text == "":
+        raise PathError(f"{what} is an empty path (an unset variable?); give a file or folder name")
+    expanded = os.path.expanduser(text)
+    trimmed = expanded.rstrip(os.sep) or os.sep
+    head, name = os.path.split(trimmed)
+    if name in ("", os.curdir, os.pardir):
+        resolved = os.path.realpath(trimmed)
+    else:
+        resolved = os.path.join(os.path.realpath(head or os.curdir), name)
+    problem = _protection(resolved)
+    if problem is None and os.path.islink(resolved):
+        problem = _protection(os.path.realpath(resolved))
+    if problem:
+        raise PathError(f"{what} {text!r} {problem} ({resolved}); refusing to write there")
+    return resolved
+
+
 @contextlib.contextmanager
-def atomic_path(final_path, directory=False):
+def atomic_path(final_path, directory=False, replace=None):
     """Yield a temporary path next to `final_path`; move it into place only on success.
 
     Readers never see a half-written file or folder: on an exception the temporary path is
-    removed and `final_path` is left as it was.
+    removed and `final_path` is left as it was. The target is resolved and checked first
+    (`resolve_output`): the current folder, its ancestors, the home folder and filesystem roots
+    are refused, however spelled.
 
     Args:
-        final_path: where the result must end up.
+        final_path: where the result must end up (missing parent folders are created).
         directory: yield a temporary directory instead of a file path.
+        replace: what to do when `final_path` exists. Files: `True` (the default, for files
+            the package owns and rewrites) replaces it atomically with `os.replace`; `False`
+            (for a user's outputs) refuses, and publishes with a hard link so that a file
+            another process creates meanwhile is not replaced either. Folders: `False` (the
+            default) refuses; `True` renames the old folder away only once the new one is
+            complete, renames the new one into place, then removes the old one (a folder is
+            never deleted first). The caller must have checked that the old folder is its own.
+
+    Raises:
+        PathError: `final_path` is protected, or exists and is not to be replaced, or is a
+            folder where a file should go (or the reverse).
 
     Example:
-        with atomic_path("grid.png") as tmp:
+        with atomic_path("grid.png", replace=False) as tmp:
             image.save(tmp, format="PNG")
     """
-    final_path = os.path.abspath(final_path)
+    final_path = resolve_output(final_path)
+    if replace is None:
+        replace = not directory
+    if os.path.lexists(final_path):
+        if not directory and os.path.isdir(final_path):
+            raise PathError(f"{final_path} is a folder; refusing to write a file over it")
+        if directory and not os.path.isdir(final_path):
+            raise PathError(f"{final_path} is a file; refusing to write a folder over it")
+        if not replace:
+            raise PathError(f"{final_path} already exists; not replaced")
     parent = os.path.dirname(final_path)
     os.makedirs(parent, exist_ok=True)
     base = os.path.basename(final_path)
@@ -51,19 +145,65 @@ def atomic_path(final_path, directory=False):
         yield tmp
         # mkstemp/mkdtemp create private (0600/0700) paths; the result gets the permissions a
         # plain open()/makedirs() would give, so e.g. a TF Serving container can read exports.
-        _apply_umask(tmp, directory)
-        if directory and os.path.isdir(final_path):
-            shutil.rmtree(final_path)
-        os.replace(tmp, final_path)
+        apply_umask(tmp, directory)
+        if directory:
+            _publish_directory(tmp, final_path, replace)
+        elif replace:
+            os.replace(tmp, final_path)
+        else:
+            _publish_file_without_replacing(tmp, final_path)
     except BaseException:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-        elif os.path.exists(tmp):
+        elif os.path.lexists(tmp):
             os.remove(tmp)
         raise
 
 
-def _apply_umask(path, directory):
+def _publish_file_without_replacing(tmp, final_path):
+    """Move the file `tmp` to `final_path` unless something took that name meanwhile."""
+    try:
+        # link() fails if the name exists, so there is no window in which another process's
+        # file could be replaced (os.replace would replace it silently).
+        os.link(tmp, final_path)
+    except FileExistsError:
+        raise PathError(f"{final_path} already exists; not replaced") from None
+    except OSError:
+        # A filesystem without hard links: claim the name with an exclusive create, then
+        # replace only that claim, which is ours.
+        try:
+            os.close(os.open(final_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            raise PathError(f"{final_path} already exists; not replaced") from None
+        os.replace(tmp, final_path)
+    else:
+        os.unlink(tmp)
+
+
+def _publish_directory(tmp, final_path, replace):
+    """Rename the folder `tmp` to `final_path`; an old folder is moved away, never deleted first."""
+    aside = None
+    if replace and os.path.lexists(final_path):
+        parent, base = os.path.split(final_path)
+        aside = os.path.join(parent, f".{base}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        os.rename(final_path, aside)
+    try:
+        # rename() refuses a non-empty target folder (and a file), so a result another process
+        # published meanwhile is never replaced; only an empty folder could be.
+        os.rename(tmp, final_path)
+    except OSError as error:
+        if aside is not None:
+            os.rename(aside, final_path)
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            raise PathError(f"{final_path} already exists; not replaced") from None
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def apply_umask(path, directory):
+    """Give `path` (and, for a folder, everything in it) the permissions a plain `open()` /
+    `makedirs()` would: temporary files and folders are created private (0600/0700)."""
     umask = os.umask(0)
     os.umask(umask)
     if not directory:

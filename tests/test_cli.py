@@ -77,7 +77,8 @@ def test_sample_draws_a_grid_from_an_export(tmp_path, kerasgan):
     grid = np.asarray(Image.open(out))
     assert grid.shape == (3 * 30 + 2, 3 * 30 + 2)
     assert_one_clear_line(
-        kerasgan("sample", str(tmp_path / "models" / "dcgan"), "--labels", "1,2", "--out", str(out)),
+        kerasgan("sample", str(tmp_path / "models" / "dcgan"), "--labels", "1,2",
+                 "--out", str(tmp_path / "other.png")),
         "not class-conditional",
     )
     assert_one_clear_line(

@@ -1,4 +1,10 @@
+import errno
 import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -7,6 +13,8 @@ import tensorflow as tf
 from kerasgan import export
 from kerasgan.errors import ExportError
 from kerasgan.models.dcgan import DCGAN
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
@@ -82,3 +90,171 @@ def test_exports_are_readable_by_other_users(gan, tmp_path):
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o755
     assert os.stat(os.path.join(path, "saved_model.pb")).st_mode & 0o777 == 0o644
+
+
+# === Names, versions and leftovers: an export never replaces another ===
+
+
+def fake_save(barrier=None):
+    """A stand-in for `tf.saved_model.save` that writes a marker file (no graph tracing)."""
+    def save(module, path, signatures=None):
+        if barrier is not None:
+            barrier.wait()
+        with open(os.path.join(path, "saved_model.pb"), "w") as handle:
+            handle.write(threading.current_thread().name)
+    return save
+
+
+def dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a/b", "", ".", "..", "a b", "x\\y"])
+def test_export_names_are_plain_names(gan, tmp_path, name):
+    with pytest.raises(ExportError, match="name") as raised:
+        export.export_model(gan, str(tmp_path / "models"), name=name)
+    assert "\n" not in str(raised.value)
+    assert os.listdir(tmp_path) == []
+
+
+def test_two_exports_racing_get_their_own_versions(gan, tmp_path, monkeypatch):
+    """Both exports are inside their save at once (the barrier); neither replaces the other."""
+    monkeypatch.setattr(tf.saved_model, "save", fake_save(threading.Barrier(2, timeout=60)))
+    results, errors = {}, []
+
+    def run(label):
+        try:
+            results[label] = export.export_model(gan, str(tmp_path), name="dcgan")
+        except BaseException as error:  # reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(label,), name=label) for label in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(os.path.basename(path) for path in results.values()) == ["1", "2"]
+    assert export.version_folders(str(tmp_path / "dcgan")) == [1, 2]
+    for label, path in results.items():  # each version holds its own export, whole
+        assert open(os.path.join(path, "saved_model.pb")).read() == label
+        assert os.path.isfile(os.path.join(path, export.METADATA_FILE))
+    assert sorted(os.listdir(tmp_path / "dcgan")) == ["1", "2"]  # no claims or temp folders
+
+
+def test_an_export_started_during_another_takes_the_next_version(gan, tmp_path, monkeypatch):
+    save = fake_save()
+    inner, started = [], []
+
+    def save_with_a_second_export(module, path, signatures=None):
+        if not started:
+            started.append(True)
+            inner.append(export.export_model(gan, str(tmp_path), name="dcgan"))
+        save(module, path, signatures)
+
+    monkeypatch.setattr(tf.saved_model, "save", save_with_a_second_export)
+    outer = export.export_model(gan, str(tmp_path), name="dcgan")
+    assert (os.path.basename(outer), os.path.basename(inner[0])) == ("1", "2")
+    assert sorted(os.listdir(tmp_path / "dcgan")) == ["1", "2"]
+
+
+def test_an_explicit_version_being_exported_is_refused(gan, tmp_path, monkeypatch):
+    monkeypatch.setattr(tf.saved_model, "save", fake_save())
+    refused = []
+
+    def save_with_a_clash(module, path, signatures=None):
+        with pytest.raises(ExportError, match="version 5") as raised:
+            export.export_model(gan, str(tmp_path), name="dcgan", version=5)
+        refused.append(str(raised.value))
+        fake_save()(module, path, signatures)
+
+    monkeypatch.setattr(tf.saved_model, "save", save_with_a_clash)
+    export.export_model(gan, str(tmp_path), name="dcgan", version=5)
+    assert refused and "\n" not in refused[0]
+    assert sorted(os.listdir(tmp_path / "dcgan")) == ["5"]
+
+
+def test_leftovers_of_a_killed_export_are_cleaned_and_never_counted(gan, tmp_path, monkeypatch):
+    model_dir = tmp_path / "dcgan"
+    stale = model_dir / ".tmp-3"
+    (stale / "model" / "variables").mkdir(parents=True)  # a half-written SavedModel
+    (stale / "owner").write_text(f"{dead_pid()} {socket.gethostname()}\n")
+    assert export.version_folders(str(model_dir)) == []
+    assert export.next_version(str(model_dir)) == 1
+    monkeypatch.setattr(tf.saved_model, "save", fake_save())
+    assert os.path.basename(export.export_model(gan, str(tmp_path), name="dcgan")) == "1"
+    assert sorted(os.listdir(model_dir)) == ["1"]
+
+
+def test_a_live_claim_is_left_alone(gan, tmp_path, monkeypatch):
+    model_dir = tmp_path / "dcgan"
+    live = model_dir / ".tmp-1"
+    live.mkdir(parents=True)
+    (live / "owner").write_text(f"{os.getpid()} {socket.gethostname()}\n")
+    monkeypatch.setattr(tf.saved_model, "save", fake_save())
+    assert os.path.basename(export.export_model(gan, str(tmp_path), name="dcgan")) == "2"
+    assert sorted(os.listdir(model_dir)) == [".tmp-1", "2"]
+    assert export.next_version(str(model_dir)) == 3
+
+
+def test_an_export_killed_mid_write_leaves_no_version_and_is_cleaned_next_time(gan, tmp_path):
+    script = (
+        "import os, signal, sys\n"
+        "import tensorflow as tf\n"
+        "from kerasgan import export\n"
+        "class Model:\n"
+        "    name = 'dcgan'\n"
+        "    variables = []\n"
+        "    def serving_functions(self):\n"
+        "        return {}\n"
+        "def save(module, path, signatures=None):\n"
+        "    open(os.path.join(path, 'saved_model.pb'), 'w').write('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "tf.saved_model.save = save\n"
+        "export.export_model(Model(), sys.argv[1])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    killed = subprocess.run([sys.executable, "-c", script, str(tmp_path)], env=env, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert export.version_folders(str(tmp_path / "dcgan")) == []  # TF Serving sees no version
+    path = export.export_model(gan, str(tmp_path), name="dcgan")
+    assert os.path.basename(path) == "1"
+    assert sorted(os.listdir(tmp_path / "dcgan")) == ["1"]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        tf.errors.ResourceExhaustedError(None, None, "No space left on device"),
+        tf.errors.PermissionDeniedError(None, None, "Permission denied"),
+        tf.errors.InternalError(None, None, "could not write file\nsecond line"),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+    ids=["resource-exhausted", "permission-denied", "internal", "oserror"],
+)
+def test_disk_full_is_one_line_and_leaves_nothing(gan, tmp_path, monkeypatch, error):
+    def failing_save(module, path, signatures=None):
+        with open(os.path.join(path, "saved_model.pb"), "w") as handle:
+            handle.write("half")
+        raise error
+
+    monkeypatch.setattr(tf.saved_model, "save", failing_save)
+    with pytest.raises(ExportError) as raised:
+        export.export_model(gan, str(tmp_path), name="dcgan")
+    message = str(raised.value)
+    assert "\n" not in message and "cannot write the export" in message
+    assert os.listdir(tmp_path / "dcgan") == []
+
+
+def test_a_failure_after_the_save_leaves_nothing(gan, tmp_path, monkeypatch):
+    monkeypatch.setattr(tf.saved_model, "save", fake_save())
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export.json, "dump", full_disk)
+    with pytest.raises(ExportError, match="No space left"):
+        export.export_model(gan, str(tmp_path), name="dcgan")
+    assert os.listdir(tmp_path / "dcgan") == []

@@ -12,6 +12,7 @@ from nbclient.exceptions import CellExecutionError
 
 from kerasgan import student
 from kerasgan.errors import ConfigError
+from tests.cli_helpers import assert_one_clear_line
 from tests.notebooks.test_notebooks import ROOT, smoke_env  # noqa: F401  (a fixture)
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "notebooks", "[0-9][0-9]_*.ipynb")))
@@ -165,3 +166,96 @@ def test_every_student_notebook_stops_at_its_first_exercise(name, student_dir, t
     first_answer = next(i for i, c in enumerate(notebook.cells) if "nbgrader" in c.metadata)
     notebook.cells = [notebook.cells[i] for i in code[:2]] + notebook.cells[first_answer - 1:]
     assert_stops_at_the_first_check(notebook, tmp_path)
+
+
+# === The output folder: never the current folder, never replaced unless --force and ours ===
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A current folder with a repository in it, a home folder of its own, and one small
+    teacher notebook outside both."""
+    cwd = tmp_path / "project"
+    (cwd / ".git").mkdir(parents=True)
+    (cwd / "README.md").write_text("keep me")
+    (cwd / "code.py").write_text("print('keep me')")
+    home = tmp_path / "home"
+    home.mkdir()
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 01"),
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"),
+        nbformat.v4.new_code_cell('assert course.check("01.f", f)'),
+    ])
+    nbformat.write(notebook, str(teacher / "01_tiny.ipynb"))
+    monkeypatch.chdir(cwd)
+    monkeypatch.setenv("HOME", str(home))
+    return cwd
+
+
+def tree(folder):
+    return sorted(
+        os.path.relpath(os.path.join(root, name), folder)
+        for root, folders, files in os.walk(folder) for name in folders + files
+    )
+
+
+@pytest.mark.parametrize("out_dir", ["", ".", "./", "missing/..", "..", "~", "~/", ".git/.."])
+@pytest.mark.parametrize("force", [False, True], ids=["", "force"])
+def test_never_writes_over_the_current_folder_its_ancestors_or_home(project, kerasgan, out_dir, force):
+    (project / student.MARKER).write_text("as if an earlier run wrote it")  # --force still refuses
+    before = tree(project.parent)
+    result = kerasgan("course", "student-notebooks", out_dir, "--notebooks", "../teacher",
+                      *(["--force"] if force else []))
+    assert_one_clear_line(result, "OUT_DIR")
+    assert tree(project.parent) == before
+    assert (project / "README.md").read_text() == "keep me"
+
+
+def test_an_existing_output_folder_is_refused_without_force(project, kerasgan):
+    first = kerasgan("course", "student-notebooks", "students", "--notebooks", "../teacher")
+    assert first.returncode == 0, first.stderr
+    (project / "students" / "my_answers.ipynb").write_text("a learner's work")
+    again = kerasgan("course", "student-notebooks", "students", "--notebooks", "../teacher")
+    assert_one_clear_line(again, "students", "already exists", "--force")
+    assert (project / "students" / "my_answers.ipynb").read_text() == "a learner's work"
+
+
+def test_force_replaces_only_a_folder_this_command_wrote(project, kerasgan):
+    (project / "notes").mkdir()
+    (project / "notes" / "mine.txt").write_text("keep me")
+    refused = kerasgan("course", "student-notebooks", "notes", "--notebooks", "../teacher", "--force")
+    assert_one_clear_line(refused, "not written by this command")
+    assert tree(project / "notes") == ["mine.txt"]
+
+    assert kerasgan("course", "student-notebooks", "students", "--notebooks", "../teacher").returncode == 0
+    (project / "students" / "stale.ipynb").write_text("from an earlier run")
+    forced = kerasgan("course", "student-notebooks", "students", "--notebooks", "../teacher", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert tree(project / "students") == sorted(["01_tiny.ipynb", student.MARKER])
+    assert tree(project) == sorted([".git", "README.md", "code.py", "notes", "notes/mine.txt",
+                                    "students", "students/01_tiny.ipynb",
+                                    f"students/{student.MARKER}"])
+
+
+def test_a_failed_forced_rewrite_keeps_the_old_folder(project, kerasgan, monkeypatch):
+    assert kerasgan("course", "student-notebooks", "students", "--notebooks", "../teacher").returncode == 0
+    before = tree(project)
+
+    def broken(notebook, name="notebook"):
+        raise ConfigError(f"{name}: cannot clear")
+
+    monkeypatch.setattr(student, "student_version", broken)
+    result = kerasgan("course", "student-notebooks", "students", "--notebooks", "../teacher", "--force")
+    assert_one_clear_line(result, "cannot clear")
+    assert tree(project) == before
+
+
+def test_the_output_folder_is_not_the_teachers_folder(project, kerasgan):
+    teacher = project.parent / "teacher"
+    (teacher / student.MARKER).write_text("even so")
+    result = kerasgan("course", "student-notebooks", "../teacher/.", "--notebooks", "../teacher",
+                      "--force")
+    assert_one_clear_line(result, "teacher's notebooks folder")
+    assert tree(teacher) == sorted(["01_tiny.ipynb", student.MARKER])
