@@ -9,14 +9,17 @@
   restores only optimizers that are already built, so a GAN's second optimizer would silently
   restart from zero, and it deletes its backup when training ends.)
 * `TimeBudget` stops cleanly after a wall-clock budget; `GANTerminateOnNaN` stops when a GAN
-  loss is NaN (Keras's `TerminateOnNaN` only looks at `logs["loss"]`, which a GAN doesn't have).
+  loss or weight is NaN (Keras's `TerminateOnNaN` only looks at `logs["loss"]`, which a GAN
+  doesn't have); `GANCheckpoint` never saves such weights.
 * `Throughput` measures images per second from the median step time (this VM stalls for
   seconds now and then, so totals over a few steps lie).
 """
 
 import glob
+import json
 import math
 import os
+import shutil
 import time
 
 import keras
@@ -24,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerasgan import plotting
+from kerasgan.errors import ConfigError, KerasganError
 from kerasgan.utils import notice
 
 
@@ -80,19 +84,181 @@ class SampleGrid(keras.callbacks.Callback):
             plotting.save_gif([np.asarray(Image.open(f)) for f in frames], self.gif_path)
 
 
+# The layout of GANCheckpoint's files. 1: variables listed by position (no format.json was
+# written then); 2: variables keyed by name (`checkpoint_variables`). A run folder whose
+# checkpoints have another format is refused rather than misread.
+CHECKPOINT_FORMAT = 2
+FORMAT_FILE = "format.json"
+
+
+class CheckpointError(KerasganError, OSError):
+    """A checkpoint could not be written (a full disk, a lost mount); the previous one is intact."""
+
+
+def _seed_generator_owners(layer, path, owners):
+    """Map each seed generator's state inside `layer` to `path/<sub-layer names>/<attribute>`."""
+    for attribute, value in vars(layer).items():
+        if isinstance(value, keras.random.SeedGenerator):
+            owners.setdefault(id(value.state), f"{path}/{attribute.lstrip('_')}")
+    # `_flatten_layers` is how Keras itself walks nested layers; there is no public equivalent.
+    for child in layer._flatten_layers(include_self=False, recursive=False):
+        _seed_generator_owners(child, f"{path}/{child.name}", owners)
+
+
+def _network_variables(prefix, network, names):
+    """Name a network's variables `prefix/<variable path>`.
+
+    Keras numbers the names of seed generators by creation order in the process
+    (`seed_generator_19`), so a generator inside a layer is named by the path of nested layers
+    and the attribute holding it instead; every other variable path comes from the (explicit)
+    layer names.
+    """
+    owners = {}
+    _seed_generator_owners(network, prefix, owners)
+    for variable in network.variables:
+        name = owners.get(id(variable), f"{prefix}/{variable.path}")
+        names.setdefault(id(variable), (name, variable))
+
+
+def _optimizer_variables(prefix, optimizer, names):
+    """Name an optimizer's variables: slots by the model variable they belong to
+    (`g_optimizer/momentums/generator/project/kernel`), the rest by their own name."""
+    references = list(getattr(optimizer, "_trainable_variables", []))
+    slots = set()
+    for attribute, value in vars(optimizer).items():
+        if (
+            attribute in ("_variables", "_trainable_variables")
+            or not isinstance(value, (list, tuple))  # Keras's ListWrapper is a list
+            or len(value) != len(references)
+            or not all(isinstance(item, keras.Variable) for item in value)
+        ):
+            continue
+        for reference, slot in zip(references, value):
+            model_name = names[id(reference)][0]
+            names.setdefault(id(slot), (f"{prefix}/{attribute.lstrip('_')}/{model_name}", slot))
+            slots.add(id(slot))
+    inner = getattr(optimizer, "inner_optimizer", None)  # LossScaleOptimizer
+    if inner is not None:
+        _optimizer_variables(f"{prefix}/inner", inner, names)
+    for variable in optimizer.variables:
+        if id(variable) not in slots and id(variable) not in names:
+            names[id(variable)] = (f"{prefix}/{variable.name}", variable)
+
+
+def checkpoint_variables(gan):
+    """Every variable a resumed run needs, keyed by a name that does not depend on list order.
+
+    Networks and other parts are named by the GAN attribute holding them (`generator/...`,
+    `discriminator_a/...`, `pool_a/...`, `seed_generator/state`); optimizer slots by the
+    optimizer and the model variable they belong to. Restoring matches these names, so a
+    model whose variables are listed in another order still gets each value in the right
+    place, and a renamed one is refused instead of silently misloaded.
+
+    Args:
+        gan: a compiled GAN (its optimizers built).
+
+    Returns:
+        A dict `{name: variable}`.
+    """
+    names = {}  # id(variable) -> (name, variable); the first owner found names a shared one
+    optimizers = []
+    for attribute, value in vars(gan).items():
+        if attribute.startswith("_"):
+            continue
+        if isinstance(value, keras.optimizers.Optimizer):
+            optimizers.append((attribute, value))
+        elif isinstance(value, keras.layers.Layer):
+            _network_variables(attribute, value, names)
+        elif isinstance(value, keras.random.SeedGenerator):
+            names.setdefault(id(value.state), (f"{attribute}/state", value.state))
+        elif isinstance(value, keras.Variable):
+            names.setdefault(id(value), (attribute, value))
+    missing = [v.path for v in gan.variables if id(v) not in names]
+    if missing:
+        raise ValueError(f"{type(gan).__name__} holds variables outside its attributes: {missing}")
+    for attribute, optimizer in optimizers:
+        _optimizer_variables(attribute, optimizer, names)
+    by_name = {}
+    for name, variable in names.values():
+        if name in by_name:
+            raise ValueError(f"two variables of {type(gan).__name__} have the name {name!r}")
+        by_name[name] = variable
+    return by_name
+
+
+def first_non_finite(named_variables):
+    """The name of the first floating-point variable holding a NaN or an infinity, or None."""
+    for name, variable in named_variables:
+        if not np.issubdtype(np.dtype(variable.dtype), np.floating):
+            continue
+        if not np.isfinite(np.asarray(variable)).all():
+            return name
+    return None
+
+
+def _non_finite_loss(logs):
+    for key, value in (logs or {}).items():
+        if key.endswith("loss") and isinstance(value, (int, float, np.number)) and not math.isfinite(float(value)):
+            return key, float(value)
+    return None
+
+
+def _saved_names(path):
+    """The variable names in the checkpoint at `path` (TensorFlow escapes `/` as `.S`)."""
+    names = set()
+    for key, _ in tf.train.list_variables(path):
+        parts = key.split("/")
+        if parts[0] == "variables" and len(parts) >= 2:
+            names.add(parts[1].replace(".S", "/").replace("..", "."))
+    return names
+
+
+def check_format(directory):
+    """Refuse (`ConfigError`, one line) checkpoints in `directory` of another format than
+    `CHECKPOINT_FORMAT`; a folder without checkpoints passes."""
+    from kerasgan import __version__
+
+    if not tf.train.latest_checkpoint(directory):
+        return
+    path = os.path.join(directory, FORMAT_FILE)
+    try:
+        with open(path) as handle:
+            recorded = json.load(handle)
+    except FileNotFoundError:
+        # Written before the format was recorded: variables listed by position.
+        recorded = {"kerasgan": "from before checkpoint formats were recorded", "checkpoint_format": 1}
+    except (OSError, ValueError):
+        recorded = {"kerasgan": "unknown", "checkpoint_format": "unreadable"}
+    if recorded.get("checkpoint_format") != CHECKPOINT_FORMAT:
+        raise ConfigError(
+            f"{directory} holds checkpoints of kerasgan {recorded.get('kerasgan')} "
+            f"(checkpoint format {recorded.get('checkpoint_format')}); kerasgan {__version__} reads "
+            f"format {CHECKPOINT_FORMAT}: train into another --output, or use that version"
+        )
+
+
 class GANCheckpoint(keras.callbacks.Callback):
     """Checkpoint a GAN after every epoch; restore it to resume an interrupted run.
 
     A `tf.train.CheckpointManager` writes each checkpoint's files first and then switches its
     index file atomically, so a run killed mid-save resumes from the previous checkpoint, never
     from a half-written one. The variables are listed explicitly (a Keras 3 model is not
-    traversed by `tf.train.Checkpoint`) in a fixed order: the networks' variables (including
-    the model's seed-generator state) and both optimizers' variables.
+    traversed by `tf.train.Checkpoint`) and keyed by name (`checkpoint_variables`): the networks'
+    variables (including the seed generators' states) and both optimizers' variables.
 
-    An epoch that training leaves before its end (a `TimeBudget`, a NaN loss) is saved too,
-    so its steps are not lost, but it is not counted: the checkpoint's epoch stays at the
-    epochs completed, and a resumed run trains that epoch again from its start. Checkpoint
-    numbers follow the epochs and only grow, so a later save never overwrites an earlier one.
+    Weights are checkpointed only while they are finite: an epoch whose losses (the logged
+    `*loss` values) or weights turned NaN or infinite is not saved, so the last finite checkpoint
+    is never rotated away by `max_to_keep`, however many diverging reruns follow (`refused`
+    says why a save was skipped). A save that fails (a full disk) raises `CheckpointError`
+    and leaves the previous checkpoint as it was.
+
+    An epoch that training leaves before its end (a `TimeBudget`) is saved too, so its steps
+    are not lost, but it is not counted: the checkpoint's epoch stays at the epochs completed,
+    and a resumed run trains that epoch again from its start. Checkpoint numbers follow the
+    epochs and only grow, so a later save never overwrites an earlier one.
+
+    The folder records the checkpoint format and the kerasgan version (`format.json`);
+    `restore` refuses checkpoints of another format in one line.
 
     Args:
         gan: the compiled GAN.
@@ -101,38 +267,76 @@ class GANCheckpoint(keras.callbacks.Callback):
 
     Attributes:
         unfinished_steps: the steps of the epoch the last save cut short (0: it was complete).
+        refused: why the last epoch was not saved (e.g. `"d_loss is nan in epoch 3"`), or None.
     """
 
     def __init__(self, gan, directory, max_to_keep=2):
         super().__init__()
         gan.ensure_optimizers_built()
+        self.directory = directory
         self.unfinished_steps = 0
+        self.refused = None
         self._steps_done = None  # steps of the current epoch, None before its first step
+        self._bad_loss = None  # (key, value, when) of the epoch's first non-finite loss
+        self._epoch_number = 1
         self._stopped_by_then = False
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.checkpoint = tf.train.Checkpoint(
-            model_variables=list(gan.variables),
-            g_optimizer_variables=list(gan.g_optimizer.variables),
-            d_optimizer_variables=list(gan.d_optimizer.variables),
-            epoch=self.epoch,
-        )
+        self.variables = checkpoint_variables(gan)
+        self.checkpoint = tf.train.Checkpoint(variables=self.variables, epoch=self.epoch)
         self.manager = tf.train.CheckpointManager(self.checkpoint, directory, max_to_keep)
 
+    def check_format(self):
+        """Raise `ConfigError` unless the checkpoints here were written in `CHECKPOINT_FORMAT`."""
+        check_format(self.directory)
+
     def restore(self):
-        """Restore the latest checkpoint, if any. Returns the number of epochs it completed."""
+        """Restore the latest checkpoint, if any. Returns the number of epochs it completed.
+
+        Raises:
+            ConfigError: the checkpoint has another format or does not match the model
+                (variables missing, extra or of another shape).
+        """
         path = self.manager.latest_checkpoint
         if path is None:
             return 0
-        self.checkpoint.restore(path).assert_consumed()
+        self.check_format()
+        saved, expected = _saved_names(path), set(self.variables)
+        if saved != expected:
+            differences = [
+                f"{what}: {', '.join(sorted(names)[:3])}{', ...' if len(names) > 3 else ''}"
+                for what, names in (("only in the checkpoint", saved - expected),
+                                    ("missing from it", expected - saved))
+                if names
+            ]
+            raise ConfigError(
+                f"{path} does not match this model ({'; '.join(differences)}); "
+                "train into another --output"
+            )
+        try:
+            self.checkpoint.restore(path).assert_consumed()
+        except (AssertionError, ValueError) as error:  # e.g. a variable of another shape
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ConfigError(f"{path} does not match this model ({first})") from None
         return int(self.epoch.numpy())
+
+    def first_non_finite(self):
+        """The name of the first variable holding a NaN or an infinity, or None."""
+        return first_non_finite(self.variables.items())
 
     def on_epoch_begin(self, epoch, logs=None):
         self._steps_done = None
+        self._bad_loss = None
+        self._epoch_number = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps_done = batch + 1
         # Set by a callback listed before this one: the epoch stops after this step.
         self._stopped_by_then = bool(self.model.stop_training)
+        # Per step: the epoch's logs may be running means that a model's own logs bypassed.
+        if self._bad_loss is None:
+            loss = _non_finite_loss(logs)
+            if loss is not None:
+                self._bad_loss = (*loss, f"epoch {self._epoch_number} (step {batch + 1})")
 
     def epoch_cut_short(self):
         """Whether the epoch ending now stopped before its last step."""
@@ -145,11 +349,59 @@ class GANCheckpoint(keras.callbacks.Callback):
         return self._stopped_by_then
 
     def on_epoch_end(self, epoch, logs=None):
-        self.unfinished_steps = self._steps_done if self.epoch_cut_short() else 0
-        self.epoch.assign(epoch if self.unfinished_steps else epoch + 1)
+        loss = self._bad_loss or _non_finite_loss(logs)
+        if loss is not None and len(loss) == 2:
+            loss = (*loss, f"epoch {epoch + 1}")
+        bad = None if loss else self.first_non_finite()
+        if loss or bad:
+            self.refused = (
+                f"{loss[0]} is {loss[1]} in {loss[2]}" if loss
+                else f"the weights are not finite after epoch {epoch + 1} ({bad})"
+            )
+            return
+        unfinished = self._steps_done if self.epoch_cut_short() else 0
+        previous_epoch = int(self.epoch.numpy())
         latest = self.manager.latest_checkpoint
         last_number = int(latest.rsplit("-", 1)[1]) if latest else 0
-        self.manager.save(checkpoint_number=max(epoch + 1, last_number + 1))
+        number = max(epoch + 1, last_number + 1)
+        self.epoch.assign(epoch if unfinished else epoch + 1)
+        try:
+            self._write_format()
+            self.manager.save(checkpoint_number=number)
+        except (OSError, tf.errors.OpError) as error:
+            self.epoch.assign(previous_epoch)
+            self._remove_partial(number)
+            reason = getattr(error, "strerror", None) or getattr(error, "message", None) or str(error)
+            kept = f"{latest} is intact" if latest else "there is no earlier checkpoint"
+            raise CheckpointError(
+                f"cannot write the checkpoint of epoch {epoch + 1} in {self.directory} "
+                f"({reason.strip().splitlines()[0] if reason.strip() else type(error).__name__}); "
+                f"{kept}; free some space and run the same command again to resume"
+            ) from None
+        self.unfinished_steps = unfinished
+
+    def _write_format(self):
+        from kerasgan import __version__
+        from kerasgan.utils import atomic_path
+
+        path = os.path.join(self.directory, FORMAT_FILE)
+        if os.path.exists(path):
+            return
+        with atomic_path(path) as tmp, open(tmp, "w") as handle:
+            json.dump({"kerasgan": __version__, "checkpoint_format": CHECKPOINT_FORMAT}, handle)
+
+    def _remove_partial(self, number):
+        """Delete what a failed save of checkpoint `number` left (the index still names the
+        previous checkpoint, so nothing points at these files)."""
+        prefix = os.path.join(self.directory, f"ckpt-{number}")
+        for path in glob.glob(glob.escape(prefix) + ".*") + glob.glob(glob.escape(prefix) + "_temp*"):
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -176,25 +428,53 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 class GANTerminateOnNaN(keras.callbacks.Callback):
-    """Stop training when any watched GAN loss becomes NaN or infinite.
+    """Stop training when a GAN loss or weight becomes NaN or infinite.
+
+    Losses are checked after every step, the weights after every epoch (before a
+    `GANCheckpoint` listed after this callback would save them).
 
     Args:
-        keys: the log entries to watch.
+        keys: the log entries to watch (default: every logged value whose name ends in `loss`).
+        verbose: print one line when training stops (`reason` holds it either way).
+
+    Attributes:
+        terminated: whether this callback stopped training.
+        reason: what went wrong, e.g. `"d_loss is nan in epoch 2 (step 5)"`, or None.
     """
 
-    def __init__(self, keys=("d_loss", "g_loss")):
+    def __init__(self, keys=None, verbose=True):
         super().__init__()
         self.keys = keys
+        self.verbose = verbose
         self.terminated = False
+        self.reason = None
+        self._epoch = 0
+
+    def _stop(self, reason):
+        self.terminated = True
+        self.reason = reason
+        self.model.stop_training = True
+        if self.verbose:
+            notice(f"{reason}; training stopped")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        for key in self.keys:
-            value = (logs or {}).get(key)
-            if value is not None and not math.isfinite(float(value)):
-                notice(f"{key} is {float(value)} at step {batch}; training stopped")
-                self.terminated = True
-                self.model.stop_training = True
+        if self.terminated:
+            return
+        for key, value in (logs or {}).items():
+            watched = key in self.keys if self.keys is not None else key.endswith("loss")
+            if watched and value is not None and not math.isfinite(float(value)):
+                self._stop(f"{key} is {float(value)} in epoch {self._epoch + 1} (step {batch + 1})")
                 return
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.terminated:
+            return
+        bad = first_non_finite((v.path, v) for v in self.model.variables)
+        if bad is not None:
+            self._stop(f"the weights are not finite after epoch {epoch + 1} ({bad})")
 
 
 class Throughput(keras.callbacks.Callback):
@@ -480,8 +760,6 @@ class FIDCallback(keras.callbacks.Callback):
     def __init__(self, real, extractor="mnist_judge", n=1000, every=1, kid=False, generate=None,
                  seed=0, log_dir=None, batch_size=None, verbose=0):
         super().__init__()
-        from kerasgan.errors import ConfigError
-
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ConfigError(f"FIDCallback's every must be a whole number >= 1, got {every!r}")
         self.real = real

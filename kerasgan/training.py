@@ -13,29 +13,48 @@ runs/dcgan/
   history.csv          the per-epoch metrics
   summary.json         what the last invocation did (epochs, steps, speed, export path)
   model.json           how to rebuild the model without its data (for `export_run`)
+  train.lock           while a `train` runs in the folder: its process id
 ```
 
 Running the same command again resumes from the last checkpoint instead of starting over; a
-run that is already complete is not trained again. Each model family registers a `Recipe`
+run is complete, and not trained again, when its checkpoint holds the requested epochs and
+that checkpoint was exported. A run whose losses or weights turn NaN or infinite stops without
+checkpointing them (its last finite checkpoint stays the one a rerun resumes from), exports
+nothing and raises `TrainingDiverged`. Each model family registers a `Recipe`
 (how to build it, which data it expects, how it exports) in `kerasgan/recipes.py`.
 """
 
 import dataclasses
+import inspect
 import json
 import math
+import numbers
 import os
 import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kerasgan import callbacks as gan_callbacks
 from kerasgan import datasets, distribution, precision
-from kerasgan.errors import ConfigError
+from kerasgan.errors import ConfigError, DataError, ExportError, KerasganError
 from kerasgan.recipes import MODEL_MODULES, Recipe, get_recipe  # noqa: F401 (re-exported)
 from kerasgan.utils import atomic_path, notice
 
 DATA_SOURCES = ("auto", "tfds", "embedded")
+LOCK_NAME = "train.lock"
+
+
+class TrainingDiverged(KerasganError):
+    """A loss or a weight became NaN or infinite: training stopped, nothing was exported.
+
+    Raised after `summary.json` is written; the run folder keeps its last finite checkpoint.
+    """
+
+
+class RunLocked(KerasganError):
+    """Another `train` is running in the same run folder."""
 
 
 @dataclasses.dataclass
@@ -86,13 +105,17 @@ def _format_seconds(seconds):
     return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
 
 
-def _validate(epochs, batch_size, time_budget, data, own_loader=False):
+def _validate(epochs, batch_size, time_budget, data, seed, own_loader=False):
     if epochs is not None and epochs < 1:
         raise ConfigError(f"--epochs must be at least 1, got {epochs}")
     if batch_size is not None and batch_size < 1:
         raise ConfigError(f"--batch-size must be at least 1, got {batch_size}")
     if time_budget is not None and not (time_budget > 0 and math.isfinite(time_budget)):
         raise ConfigError(f"--time-budget must be a positive number of seconds, got {time_budget}")
+    # NumPy's and TensorFlow's seeds are unsigned 32-bit: a larger one would fail deep inside
+    # the first random draw, or wrap around and silently repeat another seed's run.
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2**32:
+        raise ConfigError(f"--seed must be a whole number from 0 to {2**32 - 1}, got {seed!r}")
     # A recipe with its own loader (e.g. BigGAN's `--data cifar10`) checks `--data` itself.
     if not own_loader and data not in DATA_SOURCES and not os.path.exists(data):
         raise ConfigError(
@@ -113,29 +136,120 @@ def _ensure_writable(folder, what):
         raise ConfigError(f"cannot write to the {what} {folder}: {error.strerror or error}") from None
 
 
-# Options that define a run: a rerun with different values must not resume it.
+# === One train at a time per run folder ===
+
+# Lock files this process holds: a lock naming our own pid that is not among them was left by
+# an earlier process that had the same pid (containers reuse small pids), so it is stale.
+_HELD_LOCKS = set()
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _lock_owner(path):
+    """The pid written in the lock file at `path` (None: unreadable or still being written)."""
+    try:
+        with open(path) as handle:
+            text = handle.read().strip()
+    except FileNotFoundError:
+        return 0  # released meanwhile
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _acquire_lock(run_dir):
+    """Create `run_dir/train.lock` holding this process's pid, or refuse if a live `train` holds it.
+
+    The file is created with `O_CREAT | O_EXCL`, so of two processes racing for it exactly one
+    wins. A lock whose process is gone (killed, crashed, the machine rebooted) is reported and
+    taken over.
+
+    Returns:
+        The lock file's path (pass it to `_release_lock`).
+
+    Raises:
+        RunLocked: a live process holds the lock.
+    """
+    path = os.path.abspath(os.path.join(run_dir, LOCK_NAME))
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(path)
+            if owner == 0:
+                continue
+            held_here = owner == os.getpid() and path in _HELD_LOCKS
+            if owner is None or held_here or (owner != os.getpid() and _pid_alive(owner)):
+                who = f"process {owner}" if owner else "another process"
+                raise RunLocked(
+                    f"{run_dir} is in use by another train ({who}, see {path}); wait for it to "
+                    "finish or pass another --output (delete the lock file only if no train runs)"
+                ) from None
+            from kerasgan.utils import notice
+
+            notice(f"taking over the stale lock of process {owner} in {run_dir} (it is not running)")
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+        _HELD_LOCKS.add(path)
+        return path
+    raise RunLocked(f"{run_dir} is in use by another train (its lock {path} keeps changing)")
+
+
+def _release_lock(path):
+    _HELD_LOCKS.discard(path)
+    if _lock_owner(path) == os.getpid():
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
+# === The run's identity ===
+
+# Options that define a run: a rerun with different values must not resume it. `precision` is
+# the resolved policy: checkpoints written under `mixed_float16` hold loss-scale variables that
+# a float32 run does not have, and the networks would compute in another precision.
 IDENTITY_OPTIONS = (
-    "model", "preset", "data", "data_options", "batch_size", "seed", "image_size", "channels"
+    "model", "preset", "data", "data_options", "batch_size", "seed", "image_size", "channels",
+    "precision",
 )
 
 
-def _check_or_write_options(run_dir, options):
+def _previous_options(run_dir):
     path = os.path.join(run_dir, "options.json")
-    if os.path.exists(path):
-        with open(path) as handle:
-            previous = json.load(handle)
-        changed = [
-            f"{key} {previous.get(key)!r} -> {options.get(key)!r}"
-            for key in IDENTITY_OPTIONS
-            if previous.get(key) != options.get(key)
-        ]
-        if changed and os.path.isdir(os.path.join(run_dir, "checkpoints")):
-            raise ConfigError(
-                f"{run_dir} holds a run with other options ({'; '.join(changed)}); "
-                "pass another --output to start a new run"
-            )
-    with atomic_path(path) as tmp, open(tmp, "w") as handle:
-        json.dump(options, handle, indent=2)
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def _check_options(run_dir, previous, options):
+    """Refuse to resume a run folder whose checkpoints come from other options."""
+    if previous is None:
+        return
+    changed = [
+        f"{key} {previous.get(key)!r} -> {options.get(key)!r}"
+        for key in IDENTITY_OPTIONS
+        if previous.get(key) != options.get(key)
+    ]
+    if changed and os.path.isdir(os.path.join(run_dir, "checkpoints")):
+        raise ConfigError(
+            f"{run_dir} holds a run with other options ({'; '.join(changed)}); "
+            "pass another --output to start a new run"
+        )
 
 
 def _write_json(path, payload):
@@ -143,8 +257,38 @@ def _write_json(path, payload):
         json.dump(payload, handle, indent=2)
 
 
-def _load_data(recipe, data, image_size, channels, data_options):
+# === Data ===
+
+
+def _resolve_source(recipe, data, data_options):
+    """What `--data auto` stands for now: `"tfds"` or `"embedded"` (other values unchanged).
+
+    The same rule as `datasets.load`: tensorflow-datasets when the dataset is on disk or the
+    network answers (`datasets.tfds_plan`), otherwise the embedded copy. The answer is recorded
+    in options.json, so a resumed run trains on the data it started with even if the network
+    came or went in between.
+    """
+    if data != "auto":
+        return data
+    name = data_options.get("pair") or recipe.dataset
+    if name in datasets.EMBEDDED_PAIRS:
+        return "embedded"
+    if name in datasets.EMBEDDED:
+        tfds_name = datasets.TFDS_NAMES.get(name)
+    elif name in datasets.CYCLE_GAN_PAIRS:
+        tfds_name = f"cycle_gan/{name}"
+    else:
+        tfds_name = name
+    if tfds_name is None or (datasets.tfds_plan(tfds_name) is None and name in datasets.EMBEDDED):
+        return "embedded"
+    return "tfds"
+
+
+def _load_data(recipe, data, image_size, channels, data_options, seed):
     if recipe.load_data is not None:
+        # A loader with randomness of its own (CycleGAN's pairing and jitter) follows the run's seed.
+        if "seed" in inspect.signature(recipe.load_data).parameters:
+            data_options = {**data_options, "seed": seed}
         return recipe.load_data(data, image_size, channels, **data_options)
     if data_options:
         raise ConfigError(f"{recipe.name} takes no data options ({', '.join(data_options)})")
@@ -162,6 +306,39 @@ def _load_data(recipe, data, image_size, channels, data_options):
         channels=channels or 3,
         with_labels=recipe.with_labels,
     )
+
+
+def _check_classes(gan, dataset, data, model, preset):
+    """A labelled folder must hold as many classes as the model was built for."""
+    class_names = getattr(dataset, "class_names", None)
+    num_classes = getattr(gan, "num_classes", None)
+    if class_names is None or num_classes is None or len(class_names) == num_classes:
+        return
+    shown = ", ".join(class_names[:5]) + (", ..." if len(class_names) > 5 else "")
+    raise ConfigError(
+        f"{data} has {len(class_names)} classes ({shown}) but {model} ({preset}) is built for "
+        f"{num_classes}; give it a folder with {num_classes} class sub-folders"
+    )
+
+
+def _completed_summary(summary_path, epochs_done, export):
+    """The previous summary when the checkpoint's `epochs_done` were trained AND exported.
+
+    A summary.json is only a record of the last invocation: one written before a later run was
+    killed says nothing about the checkpoint now on disk. The run is complete only when the
+    summary recorded this checkpoint's epoch count and its export still exists.
+    """
+    if not os.path.exists(summary_path):
+        return None
+    with open(summary_path) as handle:
+        previous = json.load(handle)
+    fields = {f.name for f in dataclasses.fields(RunSummary)} - {"gan"}
+    previous = {key: value for key, value in previous.items() if key in fields}
+    if previous.get("epochs_done") != epochs_done or previous.get("stopped_by"):
+        return None
+    if export and not (previous.get("export_path") and os.path.isdir(previous["export_path"])):
+        return None
+    return previous
 
 
 def train(
@@ -185,6 +362,7 @@ def train(
     callbacks=(),
     export=True,
     verbose=1,
+    deterministic=False,
 ):
     """Train a course model in a run folder, resuming it if it was interrupted, then export it.
 
@@ -216,14 +394,27 @@ def train(
             and before the CSV and TensorBoard loggers.
         export: whether to export the generator at the end.
         verbose: Keras `fit` verbosity (1 shows a progress bar).
+        deterministic: make TensorFlow's kernels deterministic
+            (`tf.config.experimental.enable_op_determinism()`, for the rest of the process):
+            the same seed then gives the same weights bit for bit, at some cost in speed.
 
     Returns:
         A `RunSummary`.
+
+    Raises:
+        ConfigError: an invalid option, or a run folder holding another run or a checkpoint
+            written by an incompatible kerasgan.
+        RunLocked: another `train` is running in the same run folder.
+        TrainingDiverged: a loss or weight became NaN or infinite (after summary.json is
+            written; nothing is exported, the last finite checkpoint is kept).
+        gan_callbacks.CheckpointError: a checkpoint could not be written (e.g. a full disk);
+            the previous checkpoint is intact.
     """
     recipe = get_recipe(model)
-    _validate(epochs, batch_size, time_budget, data, own_loader=recipe.load_data is not None)
+    _validate(epochs, batch_size, time_budget, data, seed, own_loader=recipe.load_data is not None)
     if preset not in recipe.presets:
         raise ConfigError(f"unknown preset {preset!r} for {model}; choose one of: {', '.join(recipe.presets)}")
+    policy = precision.resolve_policy(precision_policy)
     # First: a multi-worker strategy must exist before TensorFlow runs any operation.
     distributed = distribution.make_strategy(strategy)
     jit = distribution.resolve_jit(
@@ -240,55 +431,101 @@ def train(
     _ensure_writable(run_dir, "output folder")
     if export:
         _ensure_writable(export_dir, "export folder")
+    lock = _acquire_lock(run_dir)
+    try:
+        return _train_locked(
+            recipe, model, run_dir, lock, distributed, jit, policy,
+            data=data, epochs=epochs, batch_size=batch_size, export_dir=export_dir,
+            export_name=export_name, time_budget=time_budget, seed=seed, preset=preset,
+            precision_policy=precision_policy, strategy=strategy, jit_compile=jit_compile,
+            image_size=image_size, channels=channels, data_options=data_options or {},
+            callbacks=callbacks, export=export, verbose=verbose, deterministic=deterministic,
+        )
+    finally:
+        _release_lock(lock)
+
+
+def _train_locked(
+    recipe, model, run_dir, lock, distributed, jit, policy, *, data, epochs, batch_size,
+    export_dir, export_name, time_budget, seed, preset, precision_policy, strategy, jit_compile,
+    image_size, channels, data_options, callbacks, export, verbose, deterministic,
+):
+    """`train` once the options are checked and the run folder is locked."""
+    from kerasgan import __version__
+
+    # Before comparing options: a run folder of an older kerasgan is refused for its format.
+    gan_callbacks.check_format(os.path.join(run_dir, "checkpoints"))
+    previous = _previous_options(run_dir)
+    if data == "auto" and previous and previous.get("data") == "auto" and previous.get("data_source"):
+        source = previous["data_source"]  # what `auto` meant when this run started
+    else:
+        source = _resolve_source(recipe, data, data_options)
     options = {
         "model": model,
         "preset": preset,
         "data": data,
+        "data_source": source,
         "batch_size": batch_size,
         "seed": seed,
         "image_size": image_size,
         "channels": channels,
-        "data_options": data_options or {},
+        "data_options": data_options,
         "epochs": epochs,
         "time_budget": time_budget,
-        "precision": precision_policy,
+        "precision": policy,
+        "precision_option": precision_policy,
         "strategy": strategy,
         "jit_compile": jit_compile,
+        "deterministic": bool(deterministic),
+        "kerasgan_version": __version__,
     }
+    _check_options(run_dir, previous, options)
 
-    dataset = _load_data(recipe, data, image_size, channels, data_options or {})
+    try:
+        dataset = _load_data(recipe, source, image_size, channels, data_options, seed)
+    except DataError as error:
+        # `auto`'s promise: the embedded copy when tensorflow-datasets fails after all.
+        if data != "auto" or source != "tfds" or recipe.dataset not in datasets.EMBEDDED:
+            raise
+        notice(f"{str(error).split('; ')[0]}; using the embedded copy of {recipe.dataset}")
+        source = options["data_source"] = "embedded"
+        dataset = _load_data(recipe, source, image_size, channels, data_options, seed)
     if recipe.image_shape is not None:
         height, depth = recipe.image_shape(dataset)
     else:
         element = dataset.element_spec[0] if recipe.with_labels else dataset.element_spec
         height, _, depth = element.shape
-    _check_or_write_options(run_dir, options)
 
-    policy = precision.set_precision(precision_policy)
+    precision.set_precision(policy)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
     with distributed.scope():
         gan = recipe.build(preset, int(height), int(depth), seed)
+        _check_classes(gan, dataset, data, model, preset)
         distribution.prepare_model(gan, distributed)
         gan.compile(jit_compile=jit)
+    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
+    initial_epoch = checkpoint.restore()  # refuses checkpoints of another format first
+    _write_json(os.path.join(run_dir, "options.json"), options)
     # How to rebuild this model without its data (for `export_run`).
     _write_json(os.path.join(run_dir, "model.json"), {
-        "model": model, "preset": preset, "image_size": int(height), "channels": int(depth), "seed": seed,
+        "model": model, "preset": preset, "image_size": int(height), "channels": int(depth),
+        "seed": seed, "precision": policy, "kerasgan_version": __version__,
+        "checkpoint_format": gan_callbacks.CHECKPOINT_FORMAT,
     })
-    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
-    initial_epoch = checkpoint.restore()
     if checkpoint.manager.latest_checkpoint:
         # A checkpoint of a cut-short epoch counts only the epochs completed before it.
         when = f"after epoch {initial_epoch}" if initial_epoch else "saved during epoch 1"
         notice(f"resuming {run_dir} from its checkpoint {when}")
 
     summary_path = os.path.join(run_dir, "summary.json")
-    if initial_epoch >= epochs and os.path.exists(summary_path):
-        with open(summary_path) as handle:
-            previous = json.load(handle)
-        if previous.get("export_path") or not export:
+    if initial_epoch >= epochs:
+        previous_summary = _completed_summary(summary_path, initial_epoch, export)
+        if previous_summary is not None:
             notice(f"{run_dir} is already complete ({initial_epoch} of {epochs} epochs)")
-            previous.update(steps=0, wall_seconds=0.0, stopped_by=None, unfinished_steps=0)
-            return RunSummary(**previous, gan=gan)
+            previous_summary.update(steps=0, wall_seconds=0.0, stopped_by=None, unfinished_steps=0)
+            return RunSummary(**previous_summary, gan=gan)
 
     latents_path = os.path.join(run_dir, "sample_latents.npy")
     if os.path.exists(latents_path):
@@ -303,7 +540,8 @@ def train(
     batches = datasets.training_pipeline(dataset, batch_size, seed=seed * 1000 + initial_epoch)
     throughput = gan_callbacks.Throughput(batch_size)
     budget = gan_callbacks.TimeBudget(time_budget) if time_budget else None
-    nan_guard = gan_callbacks.GANTerminateOnNaN()
+    # Silent: `TrainingDiverged` below says what happened, in one line.
+    nan_guard = gan_callbacks.GANTerminateOnNaN(verbose=False)
     log_dir = os.path.join(run_dir, "logs")
     callback_list = [
         throughput,
@@ -346,9 +584,10 @@ def train(
         history = {key: [float(v) for v in values] for key, values in result.history.items()}
     epochs_done = int(checkpoint.epoch.numpy()) or initial_epoch
     wall = time.monotonic() - started
+    divergence = nan_guard.reason or checkpoint.refused
 
     export_path = None
-    if export and not nan_guard.terminated:
+    if export and not divergence:
         from kerasgan.export import export_model
 
         export_fn = recipe.export or export_model
@@ -359,10 +598,10 @@ def train(
             metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs_done, "preset": preset},
         )
     stopped_by = None
-    if budget is not None and budget.exhausted and epochs_done < epochs:
+    if divergence:
+        stopped_by = f"divergence: {divergence} (not exported)"
+    elif budget is not None and budget.exhausted and epochs_done < epochs:
         stopped_by = "the time budget"
-    elif nan_guard.terminated:
-        stopped_by = "a NaN loss (not exported)"
     summary = RunSummary(
         model=model,
         run_dir=run_dir,
@@ -382,6 +621,17 @@ def train(
         gan=gan,
     )
     _write_json(summary_path, summary.to_json())
+    if divergence:
+        if checkpoint.manager.latest_checkpoint is None:
+            kept = "no checkpoint was written"
+        elif epochs_done:
+            kept = f"the checkpoint after epoch {epochs_done} is kept"
+        else:
+            kept = "the checkpoint saved during epoch 1 is kept"
+        raise TrainingDiverged(
+            f"{model} diverged: {divergence}; training stopped, {kept} in {run_dir}, nothing "
+            "was exported (try a lower learning rate or another seed)"
+        )
     return summary
 
 
@@ -395,6 +645,10 @@ def _execution_note(strategy, replicas, jit):
 def export_run(run_dir, export_dir="saved_models", name=None):
     """Export the latest checkpoint of a run folder (e.g. one stopped before its export).
 
+    The model is rebuilt under the precision policy the run trained with (so the export computes
+    like the trained model, and a `mixed_float16` run's loss-scale variables have a home); the
+    global policy is put back afterwards.
+
     Args:
         run_dir: a run folder written by `train`.
         export_dir: TF Serving model base folder.
@@ -404,7 +658,9 @@ def export_run(run_dir, export_dir="saved_models", name=None):
         The path of the new export.
 
     Raises:
-        ConfigError: when `run_dir` is not a run folder or holds no checkpoint.
+        ConfigError: when `run_dir` is not a run folder, holds no checkpoint, or holds one
+            written by an incompatible kerasgan.
+        ExportError: when the checkpoint's weights are not all finite (a diverged run).
     """
     from kerasgan.export import export_model
 
@@ -414,14 +670,25 @@ def export_run(run_dir, export_dir="saved_models", name=None):
     with open(description) as handle:
         built = json.load(handle)
     recipe = get_recipe(built["model"])
-    gan = recipe.build(built["preset"], built["image_size"], built["channels"], built["seed"])
-    gan.compile()
-    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
-    if checkpoint.manager.latest_checkpoint is None:
-        raise ConfigError(f"{run_dir} holds no checkpoint yet; train at least one epoch first")
-    epochs = checkpoint.restore()
-    _ensure_writable(export_dir, "export folder")
-    return (recipe.export or export_model)(
-        gan, export_dir, name or built["model"],
-        metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs, "preset": built["preset"]},
-    )
+    saved_policy = keras.mixed_precision.global_policy().name
+    try:
+        precision.set_precision(built.get("precision", "float32"))
+        gan = recipe.build(built["preset"], built["image_size"], built["channels"], built["seed"])
+        gan.compile()
+        checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
+        if checkpoint.manager.latest_checkpoint is None:
+            raise ConfigError(f"{run_dir} holds no checkpoint yet; train at least one epoch first")
+        epochs = checkpoint.restore()
+        bad = checkpoint.first_non_finite()
+        if bad is not None:
+            raise ExportError(
+                f"{checkpoint.manager.latest_checkpoint} holds NaN or infinite weights ({bad}): "
+                "the run diverged; not exported"
+            )
+        _ensure_writable(export_dir, "export folder")
+        return (recipe.export or export_model)(
+            gan, export_dir, name or built["model"],
+            metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs, "preset": built["preset"]},
+        )
+    finally:
+        keras.mixed_precision.set_dtype_policy(saved_policy)

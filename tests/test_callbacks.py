@@ -135,3 +135,71 @@ def test_throughput_uses_the_median_step_time():
     meter = callbacks.Throughput(batch_size=10, skip=0)
     meter.step_times = [0.1, 0.1, 5.0]  # one stall does not change the figure
     assert meter.images_per_second == pytest.approx(100.0)
+
+
+def test_checkpoint_restores_by_name_not_by_position(tmp_path, monkeypatch):
+    gan = tiny_gan()
+    gan.fit(data(), epochs=1, callbacks=[callbacks.GANCheckpoint(gan, str(tmp_path))], verbose=0)
+
+    # A model that lists the same variables in another order (e.g. after a refactoring).
+    fresh = tiny_gan(seed=1)
+    listed = type(fresh).variables
+    monkeypatch.setattr(type(fresh), "variables", property(lambda self: list(reversed(listed.fget(self)))))
+    restored = callbacks.GANCheckpoint(fresh, str(tmp_path))
+    assert restored.restore() == 1
+    for network in ("generator", "discriminator"):
+        for a, b in zip(getattr(gan, network).weights, getattr(fresh, network).weights):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_checkpoint_of_another_model_is_refused_by_name(tmp_path):
+    from kerasgan.errors import ConfigError
+    from kerasgan.models.wgan_gp import WGANGP
+
+    gan = tiny_gan()
+    gan.fit(data(), epochs=1, callbacks=[callbacks.GANCheckpoint(gan, str(tmp_path))], verbose=0)
+    other = WGANGP.from_preset("tiny", seed=0)
+    other.compile()
+    with pytest.raises(ConfigError, match="does not match this model .*(only in the checkpoint|missing from it)"):
+        callbacks.GANCheckpoint(other, str(tmp_path)).restore()
+
+
+def test_nan_guard_names_the_epoch_and_watches_the_weights(capsys):
+    class PoisonLastStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == self.params["steps"] - 1:
+                kernel = self.model.generator.trainable_variables[0]
+                kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+
+    gan = tiny_gan()
+    guard = callbacks.GANTerminateOnNaN()
+    history = gan.fit(data(), epochs=3, callbacks=[PoisonLastStep(), guard], verbose=0)
+    assert guard.terminated and len(history.history["g_loss"]) == 1
+    assert guard.reason.startswith("the weights are not finite after epoch 1 (")
+    assert "weights are not finite after epoch 1" in capsys.readouterr().err
+
+
+def test_cyclegan_checkpoint_restores_its_four_networks_pools_and_optimizers_by_name(tmp_path):
+    from kerasgan.models.cyclegan import CycleGAN
+
+    def tiny_cyclegan(seed):
+        gan = CycleGAN.from_preset("tiny", image_size=32, channels=1, seed=seed)
+        gan.compile()
+        return gan
+
+    rng = np.random.default_rng(0)
+    pairs = tf.data.Dataset.from_tensor_slices(
+        tuple(rng.uniform(-1, 1, (8, 32, 32, 1)).astype("float32") for _ in range(2))
+    ).batch(4)
+    gan = tiny_cyclegan(0)
+    checkpoint = callbacks.GANCheckpoint(gan, str(tmp_path))
+    assert any(name.startswith("generator_b2a/") for name in checkpoint.variables)
+    assert any(name.startswith("pool_a/") for name in checkpoint.variables)
+    gan.fit(pairs, epochs=1, callbacks=[checkpoint], verbose=0)
+    fresh = tiny_cyclegan(1)
+    assert callbacks.GANCheckpoint(fresh, str(tmp_path)).restore() == 1
+    for a, b in zip(gan.variables, fresh.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    for original, copy in ((gan.g_optimizer, fresh.g_optimizer), (gan.d_optimizer, fresh.d_optimizer)):
+        for a, b in zip(original.variables, copy.variables):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -913,11 +913,14 @@ def export_directions(gan, export_dir="saved_models", name="cyclegan", version=N
 # === CLI recipe ===
 
 
-def load_data(data="auto", image_size=None, channels=None, pair=None, data_a=None, data_b=None):
+def load_data(
+    data="auto", image_size=None, channels=None, pair=None, data_a=None, data_b=None, seed=0
+):
     """The training pairs of `python -m kerasgan train cyclegan` (see `datasets.load_unpaired`).
 
     `--data` is the source (`auto`, `tfds`, `embedded`) of `--pair` (default `digits`: the
     embedded 8x8 digits <-> MNIST digits, 32 px); `--data-a`/`--data-b` give two image folders.
+    `seed` (the run's `--seed`) draws the unpaired pairing and the random jitter.
     """
     from kerasgan import datasets
 
@@ -928,7 +931,9 @@ def load_data(data="auto", image_size=None, channels=None, pair=None, data_a=Non
         )
     if pair is None and data_a is None and data_b is None:
         pair = "digits"
-    return datasets.load_unpaired(pair, data, image_size, channels, data_a=data_a, data_b=data_b)
+    return datasets.load_unpaired(
+        pair, data, image_size, channels, data_a=data_a, data_b=data_b, seed=seed
+    )
 
 
 def image_shape(dataset):
