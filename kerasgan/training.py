@@ -414,6 +414,10 @@ def train(
     _validate(epochs, batch_size, time_budget, data, seed, own_loader=recipe.load_data is not None)
     if preset not in recipe.presets:
         raise ConfigError(f"unknown preset {preset!r} for {model}; choose one of: {', '.join(recipe.presets)}")
+    from kerasgan.export import check_export_name
+
+    # Checked now, not after training: an empty or path-like name must not cost a run.
+    export_name = model if export_name is None else check_export_name(export_name)
     policy = precision.resolve_policy(precision_policy)
     # First: a multi-worker strategy must exist before TensorFlow runs any operation.
     distributed = distribution.make_strategy(strategy)
@@ -594,7 +598,7 @@ def _train_locked(
         export_path = export_fn(
             gan,
             export_dir,
-            export_name or model,
+            export_name,
             metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs_done, "preset": preset},
         )
     stopped_by = None
@@ -662,8 +666,10 @@ def export_run(run_dir, export_dir="saved_models", name=None):
             written by an incompatible kerasgan.
         ExportError: when the checkpoint's weights are not all finite (a diverged run).
     """
-    from kerasgan.export import export_model
+    from kerasgan.export import check_export_name, export_model
 
+    if name is not None:
+        check_export_name(name)
     description = os.path.join(run_dir, "model.json")
     if not os.path.isfile(description):
         raise ConfigError(f"{run_dir} is not a kerasgan run folder (no model.json)")
@@ -687,7 +693,7 @@ def export_run(run_dir, export_dir="saved_models", name=None):
             )
         _ensure_writable(export_dir, "export folder")
         return (recipe.export or export_model)(
-            gan, export_dir, name or built["model"],
+            gan, export_dir, built["model"] if name is None else name,
             metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs, "preset": built["preset"]},
         )
     finally:

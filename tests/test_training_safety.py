@@ -487,3 +487,17 @@ def test_data_auto_falls_back_to_the_embedded_copy_when_tfds_fails_and_records_i
     assert summary.epochs_done == 1
     assert "using the embedded copy of mnist" in capsys.readouterr().err
     assert json.load(open(tmp_path / "run" / "options.json"))["data_source"] == "embedded"
+
+
+# === Export names are checked before any work ===
+
+
+@pytest.mark.parametrize("name", ["", "../x", "a/b", ".."])
+def test_a_bad_export_name_is_refused_before_training_and_by_export_run(tmp_path, name):
+    with pytest.raises(ExportError, match="plain folder name"):
+        tiny_run(tmp_path, epochs=1, export_name=name)
+    assert not os.path.exists(tmp_path / "run" / "checkpoints")
+    tiny_run(tmp_path, epochs=1, export=False)
+    with pytest.raises(ExportError, match="plain folder name"):
+        training.export_run(str(tmp_path / "run"), str(tmp_path / "models"), name=name)
+    assert not os.path.exists(tmp_path / "models")
