@@ -17,6 +17,7 @@ never a traceback.
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -754,3 +755,328 @@ register(Exercise(
     "the uint8 images of a TF Serving predict response, row or columnar",
     _images_from_response_reference, _response_cases, atol=0,
 ))
+
+
+# === Notebook settings: one table for every machine ===
+#
+# A notebook's parameters cell asks `notebook_settings("NN")` for its numbers. They live in
+# `NOTEBOOKS` below and nowhere else, so the times the notebooks, the README and the tests state
+# are checked against the same figures (tests/test_course_hardware.py).
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """What the course trains on.
+
+    Attributes:
+        kind: `"gpu"` when TensorFlow sees a GPU, else `"cpu"`.
+        devices: the GPUs' names, or the CPU's model name.
+        amx_bf16: whether the CPU has AMX tiles for bfloat16 (`precision.cpu_has_bf16`).
+        cpu_cores: the CPU cores this process may use.
+    """
+
+    kind: str
+    devices: tuple
+    amx_bf16: bool = False
+    cpu_cores: int = 1
+
+    def describe(self):
+        """One line: the kind, the devices and what the CPU offers."""
+        amx = "AMX bfloat16" if self.amx_bf16 else "no AMX"
+        return f"{self.kind}: {', '.join(self.devices)} ({self.cpu_cores} CPU cores, {amx})"
+
+
+def _cpu_name(cpuinfo="/proc/cpuinfo"):
+    import platform
+
+    try:
+        with open(cpuinfo) as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def _gpu_name(device):
+    import tensorflow as tf
+
+    try:
+        return tf.config.experimental.get_device_details(device).get("device_name", device.name)
+    except (ValueError, TypeError, RuntimeError):
+        # Some runtimes (and devices listed by other plugins) report no details: the
+        # TensorFlow name still identifies the device.
+        return device.name
+
+
+def hardware():
+    """Detect what the course trains on on this machine.
+
+    Returns:
+        A `Hardware`: `kind` is `"gpu"` when TensorFlow lists a GPU, else `"cpu"`.
+    """
+    import tensorflow as tf
+
+    from kerasgan import precision
+
+    gpus = tf.config.list_physical_devices("GPU")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if gpus:
+        devices = tuple(_gpu_name(gpu) for gpu in gpus)
+    else:
+        devices = (_cpu_name(),)
+    return Hardware(
+        kind="gpu" if gpus else "cpu",
+        devices=devices,
+        amx_bf16=precision.cpu_has_bf16(),
+        cpu_cores=cores or 1,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookPlan:
+    """One row of the course table: a notebook's stated times and its settings per mode.
+
+    Attributes:
+        model: the `training.train` model the notebook trains (None: it trains none).
+        cpu_minutes: the whole notebook's stated time in full mode on a 2-core CPU (1: under a
+            minute); its first cell and the README say the same.
+        gpu_minutes: the same on one GPU: an estimate until someone measures it.
+        gpu_promise: what the longer GPU settings buy, as the notebook's first cell says it.
+        smoke, cpu, gpu: the settings of each mode, as keyword arguments of `NotebookSettings`.
+    """
+
+    model: str | None
+    cpu_minutes: int
+    gpu_minutes: int
+    gpu_promise: str
+    smoke: dict
+    cpu: dict
+    gpu: dict
+
+
+# Training budgets: the stated CPU time less what the rest of the notebook takes. `epochs` is
+# only a ceiling (the embedded data's pass count); online, `auto` may give 12 times the images
+# per epoch and the budget ends the run instead. GPU: full datasets, larger batches at the
+# models' own learning rates, mixed_float16, longer budgets.
+_FP16 = "mixed_float16"
+NOTEBOOKS = {
+    "00": NotebookPlan(
+        None, 1, 1, "this notebook trains nothing",
+        smoke={}, cpu={}, gpu={},
+    ),
+    "01": NotebookPlan(
+        None, 2, 1, "2-D points are too small to keep a GPU busy",
+        smoke={"epochs": 4, "batch_size": 256, "extra": {"points": 2048}},
+        cpu={"epochs": 30, "batch_size": 256, "extra": {"points": 8192}},
+        gpu={"epochs": 30, "batch_size": 256, "extra": {"points": 8192}},
+    ),
+    "02": NotebookPlan(
+        "dcgan", 4, 6,
+        "the full 60,000 MNIST digits for up to 20 epochs at batch 128, in `mixed_float16`: sharper, "
+        "more varied digits",
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20},
+        cpu={"epochs": 20, "batch_size": 32, "time_budget": 3 * 60},
+        gpu={"epochs": 20, "batch_size": 128, "time_budget": 5 * 60, "precision_policy": _FP16},
+    ),
+    "03": NotebookPlan(
+        "cgan", 7, 7,
+        "the full 60,000 MNIST digits for up to 20 epochs at batch 128, in `mixed_float16`: a clean "
+        "digit in every class row",
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20},
+        cpu={"epochs": 20, "batch_size": 32, "time_budget": 4 * 60},
+        gpu={"epochs": 20, "batch_size": 128, "time_budget": 5 * 60, "precision_policy": _FP16},
+    ),
+    "04": NotebookPlan(
+        "wgan-gp", 12, 11,
+        "the full 60,000 MNIST digits for up to 100 epochs at batch 5 x 128, in `mixed_float16`: "
+        "clean digits rather than recognisable ones",
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20, "extra": {"toy_steps": 50}},
+        cpu={"epochs": 150, "batch_size": 160, "time_budget": 10 * 60, "extra": {"toy_steps": 1500}},
+        gpu={"epochs": 100, "batch_size": 640, "time_budget": 10 * 60, "precision_policy": _FP16,
+             "extra": {"toy_steps": 1500}},
+    ),
+    "05": NotebookPlan(
+        "cyclegan", 5, 9,
+        "20 epochs instead of 6 at batch 16, in `mixed_float16`: sharper strokes in both directions",
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 5, "extra": {"judged": 300}},
+        cpu={"epochs": 6, "batch_size": 8, "time_budget": 4 * 60 + 30, "extra": {"judged": None}},
+        gpu={"epochs": 20, "batch_size": 16, "time_budget": 8 * 60, "precision_policy": _FP16,
+             "extra": {"judged": None}},
+    ),
+    "06": NotebookPlan(
+        "stylegan", 17, 22,
+        "up to 150 epochs at batch 64, in `mixed_float16`: clean coloured digits and crisp mixing grids",
+        smoke={"preset": "tiny", "data": "embedded", "image_size": 16, "epochs": 1, "time_budget": 5},
+        cpu={"data": "embedded", "image_size": 32, "epochs": 40, "batch_size": 32, "time_budget": 15 * 60},
+        gpu={"data": "embedded", "image_size": 32, "epochs": 150, "batch_size": 64,
+             "time_budget": 20 * 60, "precision_policy": _FP16},
+    ),
+    "07": NotebookPlan(
+        "biggan", 8, 11,
+        "the full 60,000 MNIST digits for up to 30 epochs at batch 256, in `mixed_float16`: crisp "
+        "class rows",
+        smoke={"preset": "tiny", "data": "embedded", "epochs": 1, "time_budget": 5,
+               "extra": {"n_per_class": 4, "n_measure": 10}},
+        cpu={"data": "embedded", "epochs": 15, "batch_size": 64, "time_budget": 6 * 60,
+             "extra": {"n_per_class": 8, "n_measure": 200}},
+        gpu={"epochs": 30, "batch_size": 256, "time_budget": 10 * 60, "precision_policy": _FP16,
+             "extra": {"n_per_class": 8, "n_measure": 200}},
+    ),
+    "08": NotebookPlan(
+        None, 10, 5, "512-pixel images, 500 optimiser steps and a 1,000-step AdaIN decoder",
+        smoke={"extra": {"image_size": 64, "steps": 8, "probe_size": 48, "probe_steps": 4,
+                         "adain_size": 32, "adain_filters": (16, 8, 8), "adain_epochs": 2,
+                         "adain_steps_per_epoch": 2}},
+        cpu={"extra": {"image_size": 256, "steps": 300, "probe_size": 128, "probe_steps": 100,
+                       "adain_size": 96, "adain_filters": (256, 128, 64), "adain_epochs": 10,
+                       "adain_steps_per_epoch": 12}},
+        # L-BFGS optimises the image's pixels: float32 on every machine.
+        gpu={"extra": {"image_size": 512, "steps": 500, "probe_size": 256, "probe_steps": 200,
+                       "adain_size": 256, "adain_filters": (256, 128, 64), "adain_epochs": 10,
+                       "adain_steps_per_epoch": 100}},
+    ),
+    "10": NotebookPlan(
+        "dcgan", 3, 3,
+        "the same two-minute run at batch 128, in `mixed_float16`: training is short and serving is "
+        "cheap",
+        smoke={"preset": "tiny", "data": "embedded", "epochs": 20, "time_budget": 10},
+        cpu={"data": "embedded", "epochs": 20, "batch_size": 32, "time_budget": 2 * 60},
+        gpu={"data": "embedded", "epochs": 20, "batch_size": 128, "time_budget": 2 * 60,
+             "precision_policy": _FP16},
+    ),
+    "11": NotebookPlan(
+        None, 3, 1, "2-D points are too small to keep a GPU busy",
+        smoke={"epochs": 4, "batch_size": 256, "extra": {"points": 2048, "head_start": 2, "patience": 2}},
+        cpu={"epochs": 20, "batch_size": 256, "extra": {"points": 8192, "head_start": 3, "patience": 3}},
+        gpu={"epochs": 20, "batch_size": 256, "extra": {"points": 8192, "head_start": 3, "patience": 3}},
+    ),
+}
+
+MODES = ("smoke", "cpu", "gpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class NotebookSettings:
+    """The settings one notebook runs with on this machine, in this mode.
+
+    Attributes:
+        notebook: the notebook's number, `"NN"`.
+        mode: `"smoke"`, `"cpu"` or `"gpu"`.
+        hardware: the detected `Hardware`.
+        model: the model `training.train` trains, or None.
+        data: the `data` argument of `training.train`.
+        batch_size: images per step (None: the recipe's).
+        precision_policy: the `precision_policy` of `training.train`.
+        time_budget: seconds after which training stops (None: unbounded but by `epochs`).
+        preset: the model configuration.
+        epochs: the most epochs training may run.
+        image_size: image height and width (None: the dataset's).
+        extra: the notebook's own numbers (sizes of plots, toy experiments, ...).
+    """
+
+    notebook: str
+    mode: str
+    hardware: Hardware
+    model: str | None = None
+    data: str = "auto"
+    batch_size: int | None = None
+    precision_policy: str = "auto"
+    time_budget: float | None = None
+    preset: str = "default"
+    epochs: int | None = None
+    image_size: int | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def smoke(self):
+        return self.mode == "smoke"
+
+    def train_options(self):
+        """The keyword arguments of `training.train` these settings fix."""
+        return {
+            "data": self.data, "batch_size": self.batch_size, "preset": self.preset,
+            "epochs": self.epochs, "time_budget": self.time_budget,
+            "precision_policy": self.precision_policy, "image_size": self.image_size,
+        }
+
+    def describe(self):
+        """Two lines for the notebook: the hardware, then the settings chosen for it."""
+        if self.model is None:
+            chosen = ", ".join(f"{key} {value}" for key, value in self.extra.items()) or "no training"
+        else:
+            budget = f"{self.time_budget:g} s" if self.time_budget else "none"
+            chosen = (
+                f"{self.model} ({self.preset}), data {self.data}, batch "
+                f"{self.batch_size or '(the recipe default)'}, precision {self.precision_policy}, "
+                f"time budget {budget}, epochs at most {self.epochs}"
+            )
+        return f"hardware: {self.hardware.describe()}\nnotebook {self.notebook}, {self.mode} settings: {chosen}"
+
+    def report(self, summary):
+        """What a finished run trained on and under which budget, for the notebook to print.
+
+        Args:
+            summary: the `training.RunSummary` of the run.
+
+        Returns:
+            A line naming the data the run used (what `auto` resolved to) and the budget.
+        """
+        path = os.path.join(summary.run_dir, "options.json")
+        try:
+            with open(path) as handle:
+                options = json.load(handle)
+        except (OSError, ValueError):
+            options = {}
+        source = options.get("data_source", self.data)
+        asked = options.get("data", self.data)
+        data = f"{source} (asked for {asked})" if source != asked else source
+        seconds = options.get("time_budget", self.time_budget)
+        budget = f"{seconds:g} s" if seconds else "none"
+        ended = f"stopped by {summary.stopped_by}" if summary.stopped_by else "all epochs done"
+        return (
+            f"data: {data}; time budget: {budget}; {summary.epochs_done} of "
+            f"{summary.epochs_total} epochs ({summary.steps:,} steps this run), {ended}"
+        )
+
+
+def notebook_settings(notebook, smoke=None, mode=None, hardware_info=None):
+    """The settings notebook `notebook` runs with here, from the table `NOTEBOOKS`.
+
+    Args:
+        notebook: the notebook's number, e.g. `"04"`.
+        smoke: force smoke mode on or off (default: `KERASGAN_SMOKE`, via
+            `utils.is_smoke_mode`). Smoke mode wins over the hardware.
+        mode: `"cpu"` or `"gpu"` to choose the full-mode settings yourself (default: the
+            detected hardware's kind).
+        hardware_info: a `Hardware` (default: `hardware()`).
+
+    Returns:
+        A `NotebookSettings`.
+
+    Raises:
+        ConfigError: an unknown notebook or mode.
+
+    Example:
+
+    >>> settings = notebook_settings("02", smoke=True)
+    >>> settings.preset
+    'tiny'
+    """
+    from kerasgan.utils import is_smoke_mode
+
+    notebook = str(notebook).zfill(2)
+    if notebook not in NOTEBOOKS:
+        raise ConfigError(f"no settings for notebook {notebook!r}; known: {', '.join(NOTEBOOKS)}")
+    if mode is not None and mode not in MODES[1:]:
+        raise ConfigError(f"unknown mode {mode!r}; choose cpu or gpu")
+    hardware_info = hardware_info or hardware()
+    smoke = is_smoke_mode() if smoke is None else smoke
+    chosen = "smoke" if smoke else (mode or hardware_info.kind)
+    plan = NOTEBOOKS[notebook]
+    values = dict(getattr(plan, chosen))
+    values["extra"] = dict(values.get("extra", {}))
+    return NotebookSettings(
+        notebook=notebook, mode=chosen, hardware=hardware_info, model=plan.model, **values
+    )
