@@ -892,26 +892,6 @@ def add_translate(subparsers):
     parser.set_defaults(handler=run_translate)
 
 
-def _read_image(path, channels):
-    """An image file as uint8 `[H, W, channels]`, or a one-line reason why not."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if channels == 1 else "RGB")
-            array = np.asarray(image, dtype="uint8")
-    except FileNotFoundError:
-        return None, "no such file"
-    except IsADirectoryError:
-        return None, "a folder, not an image file"
-    except UnidentifiedImageError:
-        return None, "not an image file Pillow can read"
-    except (OSError, ValueError) as error:
-        return None, f"cannot read it ({error})"
-    return (array[..., None] if channels == 1 else array), None
-
-
 def _translation_targets(args):
     """`(out_dir, [(image, target)])`: every file translate will write, checked before the model
     is loaded. Targets are `OUT/<stem>.png` (`<stem>_2.png`, ... for repeated stems)."""
@@ -968,8 +948,8 @@ def run_translate(args):
 
     import tensorflow as tf
 
-    from kerasgan import export
-    from kerasgan.errors import ConfigError
+    from kerasgan import datasets, export
+    from kerasgan.errors import ConfigError, DataError
 
     out_dir, targets = _translation_targets(args)
     function, specs = export.load_serving_signature(args.model_dir)
@@ -985,9 +965,10 @@ def run_translate(args):
         raise ConfigError(f"cannot create the folder {args.out}: {error.strerror or error}") from None
     written = []
     for path, target in targets:
-        image, problem = _read_image(path, channels)
-        if problem:
-            notice(f"skipping {path}: {problem}")
+        try:
+            image = datasets.read_image_file(path, channels)
+        except DataError as error:  # truncated, corrupt, a decompression bomb: this file only
+            notice(f"skipping {error}")
             continue
         translated = function(images=tf.constant(image[None]))["images"].numpy()[0]
         write_output(target, args.force, functools.partial(_save_png, translated, scale=args.scale))

@@ -32,6 +32,7 @@ import os
 import socket
 import zipfile
 from pathlib import Path
+from struct import error as struct_error
 
 import numpy as np
 import tensorflow as tf
@@ -63,10 +64,6 @@ SOURCES = ("auto", "tfds", "embedded")
 TFDS_HOST = ("storage.googleapis.com", 443)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-# The formats `tf.io.decode_image` reads, as Pillow names them (Pillow opens more, e.g. TIFF).
-_DECODABLE_FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP"}
-# TensorFlow reads a BMP's pixels but not its palette or 1-bit packing.
-_DECODABLE_BMP_MODES = {"RGB", "RGBA", "L"}
 
 
 def data_dir():
@@ -543,60 +540,186 @@ def list_images(path):
     return files
 
 
-def _decodable(file):
-    """True when Pillow can verify `file` and TensorFlow can decode its format."""
+# The largest image a folder or a single file may hold, in pixels (8192 x 8192). A PNG header
+# can declare 100000x100000 pixels over a few bytes (a "decompression bomb"); decoding it would
+# need tens of gigabytes. Pillow's own limit (`Image.MAX_IMAGE_PIXELS`) only warns below twice
+# its value, which lets a 90-megapixel bomb through.
+MAX_PIXELS = 8192 * 8192
+
+# What `tf.io.decode_image` decodes exactly as Pillow does, by format and Pillow mode. Anything
+# else is converted by Pillow: CMYK JPEGs (TensorFlow gets their colours wrong), 16-bit PNGs
+# (TensorFlow keeps the high byte, where 16 to 8 bits is a division by 257), paletted or
+# grey BMPs (TensorFlow reads their palette indices as pixels).
+_TENSORFLOW_MODES = {
+    "JPEG": {"L", "RGB"},
+    "PNG": {"1", "L", "LA", "P", "RGB", "RGBA"},
+    "GIF": {"L", "P"},
+    "BMP": {"RGB", "RGBA"},
+    "WEBP": {"RGB", "RGBA"},
+}
+
+
+def _open_image(path, max_pixels):
+    """Open and fully decode `path` with Pillow, refusing files over `max_pixels` before
+    decoding; returns `(image, needs_conversion)` or raises a one-line DataError."""
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    if path.is_dir():
+        raise DataError(f"{path}: a folder, not an image file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (or raises, over twice its limit) about large images; ours decides.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: too large (its header declares more than {max_pixels:,} pixels; "
+            "a decompression bomb?)"
+        ) from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot be read ({error.strerror or error})") from None
+    width, height = image.size
+    if width * height > max_pixels:
+        image.close()
+        raise DataError(f"{path}: too large ({width}x{height} pixels, more than {max_pixels:,})")
+    native = image.mode in _TENSORFLOW_MODES.get(image.format, ())
+    try:
+        if native and image.format == "JPEG":
+            # Only checking: decode at 1/8 scale, which still reads every byte of the stream.
+            image.draft(image.mode, (1, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # e.g. "palette images with transparency ..."
+            image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, struct_error) as error:
+        image.close()
+        problem = "truncated" if "truncated" in str(error).lower() else "corrupt"
+        raise DataError(f"{path}: {problem} ({_short(error)})") from None
+    return image, not native
+
+
+def _eight_bit(image):
+    """`image` as 8-bit L, LA, RGB or RGBA, converted correctly from any other mode."""
     from PIL import Image
 
-    try:
-        with Image.open(file) as image:
-            form, mode = image.format, image.mode
-            image.verify()  # checks structure (and PNG checksums) without decoding every pixel
-    except Exception:
-        return False
-    return form in _DECODABLE_FORMATS and (form != "BMP" or mode in _DECODABLE_BMP_MODES)
+    if image.mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if image.mode == "I" or image.mode.startswith("I;16"):
+        # 16-bit grey: 0..65535 maps to 0..255 by dividing by 257 (65535 / 255), rounded.
+        values = np.asarray(image, dtype=np.float64)
+        return Image.fromarray(np.round(np.clip(values, 0, 65535) / 257.0).astype(np.uint8), "L")
+    if image.mode == "1":
+        return image.convert("L")
+    has_alpha = "A" in image.getbands() or "transparency" in image.info
+    return image.convert("RGBA" if has_alpha else "RGB")
 
 
-def readable_images(files, root=None):
-    """The files that can be read; ONE notice line about the others.
+def _pillow_pixels(path):
+    """The 8-bit pixels `[H, W, C]` of a file TensorFlow cannot decode as it is (a `tf.data`
+    map calls it through `tf.numpy_function`)."""
+    from PIL import Image
 
-    A folder of photos gathered from the web nearly always holds a few broken files. Finding
-    them here costs a quick check per file; finding them mid-training costs a crashed run.
+    path = path.decode() if isinstance(path, bytes) else path
+    with Image.open(path) as image:
+        array = np.asarray(_eight_bit(image), dtype=np.uint8)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def read_image_file(path, channels=3, max_pixels=None):
+    """Read one image file as uint8 pixels `[H, W, channels]`, or say in one line why not.
+
+    The file is decoded in full, so truncated files are caught here. Files in other modes are
+    converted when the conversion is exact: CMYK and palette images to RGB, 16-bit grey to
+    8 bits (divided by 257, not clipped), grey to RGB or RGB to grey (ITU-R 601 luminance).
+    Alpha is dropped, as for folders of images.
+
+    Args:
+        path: the image file (PNG, JPEG, GIF, BMP, WebP, or anything else Pillow reads).
+        channels: 1 (grey) or 3 (RGB).
+        max_pixels: refuse images with more pixels than this (default: `MAX_PIXELS`), before
+            decoding them.
+
+    Returns:
+        A uint8 NumPy array `[height, width, channels]`.
+
+    Raises:
+        DataError: `"<path>: <problem>"`, e.g. no such file, not an image file, truncated, too
+            large.
+        ConfigError: `channels` is not 1 or 3.
+
+    Example:
+        >>> photo = read_image_file("horse.jpg", channels=3)     # uint8 [H, W, 3]
+    """
+    _check_channels(channels, allow_none=False)
+    image, _ = _open_image(path, max_pixels or MAX_PIXELS)
+    with image:
+        image = _eight_bit(image)
+        image = image.convert("L" if channels == 1 else "RGB")
+        array = np.asarray(image, dtype=np.uint8)
+    return array[..., None] if channels == 1 else array
+
+
+def usable_images(files, root=None, max_pixels=None):
+    """The files that can be decoded, and which of them Pillow must convert; ONE notice
+    line about the others.
+
+    Every file is decoded once here (see `read_image_file`), so that a truncated file, a
+    decompression bomb or a mode TensorFlow gets wrong is found before training, not after
+    an hour of it. A folder of photos gathered from the web nearly always holds a few.
 
     Args:
         files: image file paths.
         root: the folder to name files relative to in the notice.
+        max_pixels: the largest image accepted, in pixels (default: `MAX_PIXELS`).
 
     Returns:
-        The readable files, in order.
+        `(files, convert)`: the usable files in order, and for each a bool, True when it must
+        be read by Pillow (`_pillow_pixels`) rather than by `tf.io.decode_image`.
 
     Raises:
-        DataError: when none of them can be read.
+        DataError: when none of them can be decoded.
     """
-    readable, unreadable = [], []
+    usable, convert, problems = [], [], []
     for file in files:
-        (readable if _decodable(file) else unreadable).append(file)
-    if not readable:
-        raise DataError(
-            f"none of the {len(files)} image files in {root or Path(files[0]).parent} can be read "
-            f"(corrupt, or a format TensorFlow cannot decode), e.g. {files[0]}"
-        )
-    if unreadable:
-        names = [str(Path(p).relative_to(root)) if root else Path(p).name for p in unreadable[:3]]
-        more = ", ..." if len(unreadable) > 3 else ""
+        try:
+            image, needs_conversion = _open_image(file, max_pixels or MAX_PIXELS)
+        except DataError as error:
+            problems.append((file, str(error).split(": ", 1)[-1]))
+            continue
+        image.close()
+        usable.append(file)
+        convert.append(needs_conversion)
+    if problems:
+        file, problem = problems[0]
+        name = str(Path(file).relative_to(root)) if root else str(file)
+        if not usable:
+            raise DataError(
+                f"none of the {len(files)} image files in {root or Path(file).parent} can be "
+                f"decoded, e.g. {name}: {problem}"
+            )
         notice(
-            f"skipping {len(unreadable)} of {len(files)} image files that cannot be read "
-            f"(corrupt, or a format TensorFlow cannot decode): {', '.join(names)}{more}"
+            f"skipping {len(problems)} of {len(files)} image files that cannot be decoded, "
+            f"e.g. {name}: {problem}"
         )
-    return readable
+    return usable, convert
 
 
-def load_image_folder(path, *, image_size=64, channels=3, with_labels=False):
+def load_image_folder(path, *, image_size=64, channels=3, with_labels=False, max_pixels=None):
     """A folder of images as a dataset of float32 images in `[-1, 1]` (and int32 labels).
 
     Every `.png`, `.jpg`, `.jpeg`, `.bmp`, `.gif` (first frame) or `.webp` file under `path` is
-    used, in sub-folders too, in sorted order; files that cannot be read are skipped with one
-    notice line. Images are decoded by `tf.io.decode_image` inside the `tf.data` pipeline, so
-    only file names are held in memory.
+    used, in sub-folders too, in sorted order. Every file is decoded once when the folder is
+    listed (see `usable_images`): files that cannot be decoded (truncated, corrupt, larger than
+    `max_pixels`) are skipped with one notice line, so that no broken file stops training
+    mid-epoch. In the `tf.data` pipeline images are decoded by `tf.io.decode_image`, except the
+    few kinds TensorFlow gets wrong (CMYK JPEGs, 16-bit PNGs, paletted BMPs), which Pillow
+    converts; only file names are held in memory.
 
     Args:
         path: the folder.
@@ -608,13 +731,14 @@ def load_image_folder(path, *, image_size=64, channels=3, with_labels=False):
             sub-folder of `path` it sits in, in sorted order (`cats/` = 0, `dogs/` = 1, ...), as
             `keras.utils.image_dataset_from_directory` does. The dataset's `class_names`
             attribute lists them.
+        max_pixels: skip images larger than this many pixels (default: `MAX_PIXELS`).
 
     Returns:
         An unbatched `tf.data.Dataset` of images `[height, width, channels]`, or of
         `(image, label)` pairs.
 
     Raises:
-        DataError: the folder is missing or holds no readable images, or (with labels) holds
+        DataError: the folder is missing or holds no usable images, or (with labels) holds
             images outside class sub-folders.
 
     Example:
@@ -638,17 +762,28 @@ def load_image_folder(path, *, image_size=64, channels=3, with_labels=False):
             )
         class_names = sorted({p.relative_to(root).parts[0] for p in files})
         label_of = {p: class_names.index(p.relative_to(root).parts[0]) for p in files}
-    files = readable_images(files, root)
+    files, convert = usable_images(files, root, max_pixels)
 
-    def read(file):
-        image = tf.io.decode_image(tf.io.read_file(file), channels=0, expand_animations=False)
-        return prepare_image(image, size, channels)
+    def read(file, converted):
+        image = tf.cond(
+            converted,
+            lambda: tf.numpy_function(_pillow_pixels, [file], tf.uint8, stateful=False),
+            lambda: tf.io.decode_image(
+                tf.io.read_file(file), channels=0, expand_animations=False
+            ),
+        )
+        return prepare_image(tf.ensure_shape(image, [None, None, None]), size, channels)
 
-    paths = [str(p) for p in files]
+    files_and_flags = ([str(p) for p in files], np.array(convert))
     if not with_labels:
-        return map_images(tf.data.Dataset.from_tensor_slices(paths), read)
+        return tf.data.Dataset.from_tensor_slices(files_and_flags).map(
+            read, num_parallel_calls=tf.data.AUTOTUNE
+        )
     labels = np.array([label_of[p] for p in files], np.int32)
-    dataset = map_images(tf.data.Dataset.from_tensor_slices((paths, labels)), read, True)
+    dataset = tf.data.Dataset.from_tensor_slices((files_and_flags, labels)).map(
+        lambda file_and_flag, label: (read(*file_and_flag), label),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     dataset.class_names = class_names  # as keras.utils.image_dataset_from_directory does
     return dataset
 

@@ -56,9 +56,14 @@ def make_strategy(name="default"):
     process's collective operations), so create the strategy first, then load data and build
     models in its `scope()`.
 
+    Before creating a multi-worker strategy, every other task of `TF_CONFIG`'s cluster must
+    accept connections within `PEER_TIMEOUT` seconds (see `wait_for_peers`): TensorFlow itself
+    would wait for a missing worker forever.
+
     Raises:
-        ConfigError: for an unknown name, a malformed `TF_CONFIG`, a multi-worker strategy asked
-            for too late, or no TPU.
+        ConfigError: for an unknown name, a malformed `TF_CONFIG` (not JSON, no cluster or task,
+            an unknown task type, an index out of range, an address that is not host:port), a
+            peer that does not answer, a multi-worker strategy asked for too late, or no TPU.
     """
     if name not in STRATEGIES:
         raise ConfigError(f"unknown strategy {name!r}; choose one of: {', '.join(STRATEGIES)}")
@@ -74,9 +79,11 @@ def make_strategy(name="default"):
             _MADE[key] = tf.distribute.MirroredStrategy(list(devices))
         return _MADE[key]
     if name == "multiworker":
-        _check_tf_config()
+        config = _check_tf_config()
         key = (name, os.environ.get("TF_CONFIG", ""))
         if key not in _MADE:
+            if config is not None:
+                wait_for_peers(*config)
             try:
                 _MADE[key] = tf.distribute.MultiWorkerMirroredStrategy()
             except RuntimeError as error:
@@ -88,18 +95,132 @@ def make_strategy(name="default"):
     return _tpu_strategy()
 
 
+# Jobs of a TF_CONFIG cluster that the multi-worker strategy trains with.
+TRAINING_JOBS = ("chief", "worker")
+# How long a multi-worker task waits for every other task to answer before giving up, in
+# seconds. Workers are often started by hand on several machines, one after the other; without
+# a bound, TensorFlow waits for a missing one forever.
+PEER_TIMEOUT = 300.0
+
+_EXAMPLE = '{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}'
+
+
 def _check_tf_config():
+    """The cluster and task of `TF_CONFIG` as `(cluster, task type, index)`, checked, or None
+    when it is unset (a cluster of one); a ConfigError naming what is wrong otherwise."""
     text = os.environ.get("TF_CONFIG")
     if not text:
-        return  # a cluster of one: this process alone
+        return None
     try:
         config = json.loads(text)
-        config["cluster"], config["task"]["type"], config["task"]["index"]  # what TF reads
-    except (ValueError, KeyError, TypeError) as error:
+    except ValueError as error:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({error}); it looks like {_EXAMPLE}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object like {_EXAMPLE}")
+    for key in ("cluster", "task"):
+        if not isinstance(config.get(key), dict):
+            raise ConfigError(f'TF_CONFIG has no "{key}" object; it looks like {_EXAMPLE}')
+    cluster, task = config["cluster"], config["task"]
+    if not cluster or not all(
+        isinstance(addresses, list) and addresses for addresses in cluster.values()
+    ):
         raise ConfigError(
-            "TF_CONFIG must be JSON like {\"cluster\": {\"worker\": [\"host:port\", ...]}, "
-            f"\"task\": {{\"type\": \"worker\", \"index\": 0}}}} ({error!r})"
-        ) from None
+            'TF_CONFIG\'s cluster must map job names to lists of "host:port" addresses, '
+            f"got {json.dumps(cluster)}"
+        )
+    task_type, index = task.get("type"), task.get("index")
+    if task_type not in cluster:
+        raise ConfigError(
+            f"TF_CONFIG's task type {task_type!r} is not a job of its cluster "
+            f"({', '.join(cluster)})"
+        )
+    if task_type not in TRAINING_JOBS:
+        raise ConfigError(
+            "the multiworker strategy trains with 'chief' and 'worker' tasks, "
+            f"not {task_type!r}"
+        )
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise ConfigError(f"TF_CONFIG's task index must be a whole number, got {index!r}")
+    if not 0 <= index < len(cluster[task_type]):
+        count = len(cluster[task_type])
+        raise ConfigError(
+            f"TF_CONFIG's task index {index} is out of range: the cluster has {count} "
+            f"{task_type} task{'s' if count > 1 else ''} (0 to {count - 1})"
+        )
+    for job in TRAINING_JOBS:
+        for position, address in enumerate(cluster.get(job, ())):
+            _host_and_port(address, f"TF_CONFIG's {job} {position}")
+    return cluster, task_type, index
+
+
+def _host_and_port(address, name):
+    host, _, port = str(address).rpartition(":")
+    if not isinstance(address, str) or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{name} address {address!r} is not host:port")
+    return host.strip("[]"), int(port)  # [::1]:2222 -> ::1
+
+
+def wait_for_peers(cluster, task_type, index, timeout=None):
+    """Wait until every other training task of the cluster accepts connections, or give up.
+
+    TensorFlow's multi-worker strategy waits for missing peers without a bound. This
+    pre-flight knocks at each peer's port (a TCP connect, nothing sent) until all have
+    answered, within `timeout` seconds. Meanwhile this task listens at its own port, so that
+    peers running the same pre-flight see it too; it lets the port go before TensorFlow takes
+    it.
+
+    Args:
+        cluster: TF_CONFIG's cluster, `{job: ["host:port", ...]}`.
+        task_type: this task's job, `"chief"` or `"worker"`.
+        index: this task's index in its job.
+        timeout: seconds to wait at most (default: `PEER_TIMEOUT`).
+
+    Raises:
+        ConfigError: this task's port is in use, or a peer did not answer in time.
+    """
+    import socket
+    import time
+
+    timeout = PEER_TIMEOUT if timeout is None else timeout
+    tasks = [(job, i) for job in TRAINING_JOBS for i in range(len(cluster.get(job, ())))]
+    peers = [(job, i) for job, i in tasks if (job, i) != (task_type, index)]
+    if not peers:
+        return
+    own_host, own_port = _host_and_port(cluster[task_type][index], "")
+    listener = socket.socket(socket.AF_INET6 if ":" in own_host else socket.AF_INET)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind(("", own_port))
+        except OSError as error:
+            raise ConfigError(
+                f"port {own_port} of {task_type} {index} ({cluster[task_type][index]}) is in "
+                f"use ({error.strerror or error}); is this task already running?"
+            ) from None
+        listener.listen()
+        deadline = time.monotonic() + timeout
+        while peers:
+            job, i = peers[0]
+            address = cluster[job][i]
+            left = deadline - time.monotonic()
+            try:
+                # Each knock is short, so that the deadline holds even for a silent host.
+                with socket.create_connection(
+                    _host_and_port(address, ""), timeout=min(max(left, 0.01), 2.0)
+                ):
+                    peers.pop(0)
+                    continue
+            except OSError:
+                pass
+            if time.monotonic() >= deadline:
+                raise ConfigError(
+                    f"no answer from {job} {i} at {address} within {timeout:g} s; start every "
+                    "task of TF_CONFIG's cluster (the same command, each with its own task "
+                    "index), and check the addresses and the firewall"
+                )
+            time.sleep(min(0.2, max(deadline - time.monotonic(), 0.0)))
+    finally:
+        listener.close()
 
 
 def _tpu_strategy():

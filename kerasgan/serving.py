@@ -24,8 +24,6 @@ answers with a less clear one.
 
 import json
 import os
-import urllib.error
-import urllib.request
 
 import numpy as np
 
@@ -193,22 +191,97 @@ def images_from_response(response, output="images"):
     return values.astype("uint8")
 
 
+# Characters of a host name: letters, digits, hyphens and dots (IPv4 addresses included).
+_HOST_CHARACTERS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+
+
+def _host(host):
+    """`host` as it goes into a URL (IPv6 addresses bracketed), or a ConfigError."""
+    import ipaddress
+
+    if isinstance(host, str) and host:
+        try:
+            if ipaddress.ip_address(host.strip("[]")).version == 6:
+                return f"[{host.strip('[]')}]"
+        except ValueError:
+            pass
+        if set(host) <= _HOST_CHARACTERS and not host.startswith(("-", ".")):
+            return host
+    raise ConfigError(
+        f"host {host!r} is not a host name or IP address (give the port with port=, not in host)"
+    )
+
+
+def _model_path(model, version=None):
+    """`/v1/models/NAME[/versions/N]`, the name percent-encoded, or a ConfigError.
+
+    TF Serving takes a model's name from the path up to the next `/` or `:` (`:predict`), and
+    a name is a folder of the server's, so `/`, `:`, `.` and `..` can never name a model.
+    Anything else (spaces, `?`, `#`) is percent-encoded so that it stays part of the name.
+    """
+    from urllib.parse import quote
+
+    if (
+        not isinstance(model, str)
+        or model in ("", ".", "..")
+        or any(c in model for c in "/\\:") or not model.isprintable()
+    ):
+        raise ConfigError(
+            f"model name {model!r} cannot be served (TF Serving's model names are folder "
+            "names without / or :)"
+        )
+    path = f"/v1/models/{quote(model, safe='')}"
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ConfigError(f"version must be a whole number >= 1, got {version!r}")
+        path += f"/versions/{version}"
+    return path
+
+
+def _port(port):
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"port must be a whole number from 1 to 65535, got {port!r}")
+    return port
+
+
 def rest_url(host, model, version=None, port=8501):
-    """`http://HOST:PORT/v1/models/MODEL[/versions/N]:predict`."""
-    version_part = f"/versions/{int(version)}" if version is not None else ""
-    return f"http://{host}:{port}/v1/models/{model}{version_part}:predict"
+    """`http://HOST:PORT/v1/models/MODEL[/versions/N]:predict`.
+
+    Args:
+        host: a host name or IP address (IPv6 addresses are bracketed).
+        model: the model's name as the server knows it; percent-encoded in the URL.
+        version: a version number (>= 1), or None for the latest.
+        port: TF Serving's REST port.
+
+    Raises:
+        ConfigError: a host that is not a host name, a name that no model can have (`/`, `:`,
+            `.`, `..`), a version or port that is not a whole number in range.
+    """
+    return f"http://{_host(host)}:{_port(port)}{_model_path(model, version)}:predict"
 
 
 def predict_rest(url, payload, timeout=30.0):
     """POST a payload to a TF Serving REST endpoint and return the decoded JSON answer.
 
+    Args:
+        url: the endpoint, e.g. from `rest_url`.
+        payload: the request body, e.g. from `rest_payload`.
+        timeout: seconds for the whole exchange (connecting, sending, every byte of the
+            answer), not per network read.
+
     Raises:
-        ServingError: when the server is unreachable or answers an error.
+        ConfigError: a URL that is not http(s), or a payload that holds NaN or infinity
+            (JSON has no such numbers).
+        ServingError: when the server is unreachable, does not answer in time, answers an
+            error, or answers anything but a JSON object (HTML, NaN, a truncated body).
     """
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    return _http_json(request, url, timeout)
+    try:
+        body = json.dumps(payload, allow_nan=False).encode()
+    except ValueError:
+        raise ConfigError(
+            "the payload holds NaN or infinity, which JSON cannot carry; check the inputs"
+        ) from None
+    return _http_json("POST", url, timeout, body)
 
 
 def model_status(host, model, port=8501, timeout=1.0):
@@ -220,25 +293,102 @@ def model_status(host, model, port=8501, timeout=1.0):
         e.g. `{"model_version_status": [{"version": "2", "state": "AVAILABLE", ...}]}`.
 
     Raises:
-        ServingError: when no server answers, or it does not serve `model`.
+        ConfigError: a bad host, model name or port (see `rest_url`).
+        ServingError: when no server answers in time, it does not serve `model`, or its
+            answer is not a JSON object.
     """
-    url = f"http://{host}:{port}/v1/models/{model}"
-    return _http_json(url, url, timeout)
+    url = f"http://{_host(host)}:{_port(port)}{_model_path(model)}"
+    return _http_json("GET", url, timeout)
 
 
-def _http_json(request, url, timeout):
+def _one_line(text, limit=200):
+    """`text` on one line, whitespace collapsed, at most `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _refuse_constant(name):
+    """`json.loads`'s hook for NaN, Infinity and -Infinity, which Python accepts and JSON not."""
+    raise ServingError(
+        f"answered {name}, which JSON does not allow (the model's outputs are not finite?)"
+    )
+
+
+def _http_json(method, url, timeout, body=None):
+    """Send one request and return the JSON object answered, within `timeout` seconds in all.
+
+    A socket timeout bounds each network read, not the exchange: a server that trickles a
+    byte a second would hold the caller for as long as it likes. A timer shuts the socket
+    down when the time is up, whatever the exchange is waiting for.
+    """
+    import http.client
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{url!r} is not an http:// or https:// URL")
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as error:  # TF Serving puts the reason in the body
-        body = error.read().decode(errors="replace")
-        try:
-            message = json.loads(body).get("error", body)
-        except ValueError:
-            message = body
-        raise ServingError(f"TF Serving answered {error.code}: {message}") from None
-    except (urllib.error.URLError, OSError) as error:
-        raise ServingError(f"no TF Serving reachable at {url} ({getattr(error, 'reason', error)})") from None
+        connection = kind(parts.hostname, parts.port, timeout=timeout)
+    except ValueError as error:  # e.g. a port that is not a number
+        raise ConfigError(f"{url!r} is not a valid URL ({error})") from None
+    expired, sockets = threading.Event(), []
+
+    def expire():
+        expired.set()
+        for sock in sockets:  # unblocks a read that waits for the next byte
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    connected = False
+    try:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.connect()  # bounded by the socket timeout
+        sockets.append(connection.sock)  # the response reads from it even after close()
+        connected = True
+        if expired.is_set():
+            expire()
+        connection.request(method, path or "/", body=body, headers=headers)
+        answer = connection.getresponse()
+        status, content_type, data = answer.status, answer.getheader("Content-Type", "?"), answer.read()
+    except (OSError, http.client.HTTPException, ValueError) as error:
+        if expired.is_set():
+            raise ServingError(f"no complete answer from {url} within {timeout:g} s") from None
+        reason = _one_line(getattr(error, "strerror", None) or error or type(error).__name__)
+        if connected:
+            raise ServingError(f"the answer from {url} broke off ({reason})") from None
+        raise ServingError(f"no TF Serving reachable at {url} ({reason})") from None
+    finally:
+        timer.cancel()
+        connection.close()
+    if expired.is_set():
+        raise ServingError(f"no complete answer from {url} within {timeout:g} s")
+    text = data.decode(errors="replace")
+    try:
+        answer = json.loads(text, parse_constant=_refuse_constant)
+    except ServingError as error:
+        raise ServingError(f"{where} {error}") from None
+    except ValueError:
+        raise ServingError(
+            f"{where} answered {status} with {content_type.split(';')[0]}, not JSON: "
+            f"{_one_line(text, 120)!s}"
+        ) from None
+    if not isinstance(answer, dict):
+        kind = {list: "array", str: "string", bool: "boolean"}.get(type(answer), "number")
+        kind = "null" if answer is None else kind
+        raise ServingError(f"{where} answered a JSON {kind}, not an object")
+    if status >= 300:  # TF Serving puts the reason in the body
+        raise ServingError(f"TF Serving answered {status}: {_one_line(answer.get('error', text))}")
+    return answer
 
 
 # === gRPC ===

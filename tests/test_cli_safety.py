@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import zlib
 
 import numpy as np
 import pytest
@@ -159,6 +160,27 @@ def test_translate_end_to_end_keeps_earlier_results_and_inputs(work, kerasgan):
     inside = kerasgan("translate", a2b, "out/photo.png", "--out", "out", "--force")
     assert_one_clear_line(inside, "input")
     assert digest(work / "out" / "photo.png") == earlier
+
+
+def test_translate_skips_hostile_images_with_one_line_each_and_translates_the_rest(work, kerasgan):
+    from tests.models.test_cyclegan import export_directions, tiny
+
+    a2b = export_directions(tiny(), str(work / "exports")).split(", ")[0]
+    with open(work / "photo.png", "rb") as handle:
+        (work / "truncated.png").write_bytes(handle.read()[:200])
+    # A header that declares 100,000 x 100,000 pixels: decoding it would need tens of GB.
+    Image.new("L", (1, 1)).save(work / "bomb.png")
+    data = bytearray((work / "bomb.png").read_bytes())
+    data[16:24] = (100_000).to_bytes(4, "big") * 2
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # the IHDR chunk stays valid
+    (work / "bomb.png").write_bytes(bytes(data))
+    result = kerasgan("translate", a2b, "truncated.png", "bomb.png", "photo.png", "--out", "out")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if "skipping" in line]
+    assert len(skipped) == 2 and "truncated.png" in skipped[0], skipped
+    assert "bomb.png" in skipped[1] and "too large" in skipped[1], skipped
+    assert tree(work / "out") == ["photo.png"]
 
 
 # === export --name ===

@@ -324,19 +324,23 @@ def test_image_folder_errors(tmp_path):
 def test_unreadable_files_are_skipped_with_one_notice(tmp_path, capsys):
     write_images(tmp_path, 2)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    Image.new("RGB", (8, 8)).save(tmp_path / "tiff_in_disguise.png", format="TIFF")
+    (tmp_path / "empty.png").write_bytes(b"")
+    # A format TensorFlow cannot decode, but Pillow can: converted, not skipped.
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(tmp_path / "tiff_in_disguise.png", format="TIFF")
     dataset = datasets.load_image_folder(tmp_path, image_size=8)
-    assert int(dataset.cardinality()) == 2 and len(list(dataset)) == 2
+    images = list(dataset)
+    assert int(dataset.cardinality()) == 3 and len(images) == 3
+    np.testing.assert_allclose(images[-1][0, 0], [1, -1, -1])  # sorted: tiff_in_disguise last
     assert stderr_lines(capsys) == [
-        "kerasgan: skipping 2 of 4 image files that cannot be read (corrupt, or a format "
-        "TensorFlow cannot decode): broken.jpg, tiff_in_disguise.png"
+        "kerasgan: skipping 2 of 5 image files that cannot be decoded, e.g. broken.jpg: not an "
+        "image file Pillow can read"
     ]
 
 
 def test_a_folder_of_only_unreadable_files_is_an_error(tmp_path):
     (tmp_path / "a.png").write_bytes(b"nope")
     (tmp_path / "b.jpg").write_bytes(b"")
-    with pytest.raises(DataError, match="none of the 2 image files in .* can be read"):
+    with pytest.raises(DataError, match="none of the 2 image files in .* can be decoded, e.g. a.png"):
         datasets.load_image_folder(tmp_path)
 
 

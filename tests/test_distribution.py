@@ -40,20 +40,79 @@ def test_default_strategy_is_tensorflows_default():
     assert distribution.make_strategy("default") is tf.distribute.get_strategy()
 
 
+def tf_config(cluster, task):
+    return json.dumps({"cluster": cluster, "task": task})
+
+
+TWO_WORKERS = {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}
+
+
 @pytest.mark.parametrize(
-    "name, tf_config, message",
+    "name, tf_config_text, message",
     [
         ("round-robin", None, "unknown strategy 'round-robin'"),
-        ("multiworker", "{not json", "TF_CONFIG must be JSON"),
-        ("multiworker", json.dumps({"cluster": {"worker": ["a:1"]}}), "TF_CONFIG must be JSON"),
+        ("multiworker", "{not json", "TF_CONFIG is not valid JSON (Expecting property name"),
+        ("multiworker", "[1, 2]", 'TF_CONFIG must be a JSON object like {"cluster": '),
+        ("multiworker", json.dumps({"task": {"type": "worker", "index": 0}}),
+         'TF_CONFIG has no "cluster"'),
+        ("multiworker", json.dumps({"cluster": TWO_WORKERS}), 'TF_CONFIG has no "task"'),
+        ("multiworker", tf_config({"worker": "127.0.0.1:1"}, {"type": "worker", "index": 0}),
+         'TF_CONFIG\'s cluster must map job names to lists of "host:port"'),
+        ("multiworker", tf_config(TWO_WORKERS, {"type": "wrker", "index": 0}),
+         "TF_CONFIG's task type 'wrker' is not a job of its cluster (worker)"),
+        ("multiworker", tf_config(TWO_WORKERS, {"type": "ps", "index": 0}),
+         "TF_CONFIG's task type 'ps' is not a job of its cluster (worker)"),
+        ("multiworker", tf_config({"ps": ["127.0.0.1:1"]}, {"type": "ps", "index": 0}),
+         "the multiworker strategy trains with 'chief' and 'worker' tasks, not 'ps'"),
+        ("multiworker", tf_config(TWO_WORKERS, {"type": "worker", "index": 2}),
+         "TF_CONFIG's task index 2 is out of range: the cluster has 2 worker tasks (0 to 1)"),
+        ("multiworker", tf_config(TWO_WORKERS, {"type": "worker", "index": "0"}),
+         "TF_CONFIG's task index must be a whole number, got '0'"),
+        ("multiworker", tf_config({"worker": ["127.0.0.1", "127.0.0.1:2"]},
+                                  {"type": "worker", "index": 0}),
+         "TF_CONFIG's worker 0 address '127.0.0.1' is not host:port"),
+        ("multiworker", tf_config({"worker": ["127.0.0.1:99999"]}, {"type": "worker", "index": 0}),
+         "TF_CONFIG's worker 0 address '127.0.0.1:99999' is not host:port"),
         ("tpu", None, "no TPU found"),
     ],
 )
-def test_strategy_mistakes_are_config_errors(monkeypatch, name, tf_config, message):
-    if tf_config is not None:
-        monkeypatch.setenv("TF_CONFIG", tf_config)
-    with pytest.raises(ConfigError, match=message):
+def test_strategy_mistakes_are_config_errors(monkeypatch, name, tf_config_text, message):
+    if tf_config_text is not None:
+        monkeypatch.setenv("TF_CONFIG", tf_config_text)
+    with pytest.raises(ConfigError) as error:
         distribution.make_strategy(name)
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_an_unreachable_peer_is_a_config_error_not_a_hang(monkeypatch):
+    """Worker 0 of two, with nobody listening at worker 1's address on 127.0.0.1: the
+    pre-flight gives up after its timeout instead of waiting forever inside TensorFlow."""
+    own, peer = free_ports(2)
+    config = tf_config({"worker": [f"127.0.0.1:{own}", f"127.0.0.1:{peer}"]},
+                       {"type": "worker", "index": 0})
+    monkeypatch.setenv("TF_CONFIG", config)
+    monkeypatch.setattr(distribution, "PEER_TIMEOUT", 0.5)
+    with pytest.raises(ConfigError) as error:
+        distribution.make_strategy("multiworker")
+    assert str(error.value).startswith(
+        f"no answer from worker 1 at 127.0.0.1:{peer} within 0.5 s; start every task of "
+        "TF_CONFIG's cluster"
+    )
+    assert not distribution._MADE  # TensorFlow's collectives were never configured
+    with socket.socket() as sock:  # this task's own port was let go again
+        sock.bind(("127.0.0.1", own))
+
+
+def test_a_busy_own_port_is_a_config_error(monkeypatch):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        own = busy.getsockname()[1]
+        config = tf_config({"worker": [f"127.0.0.1:{own}", "127.0.0.1:1"]},
+                           {"type": "worker", "index": 0})
+        monkeypatch.setenv("TF_CONFIG", config)
+        with pytest.raises(ConfigError, match=f"port {own} of worker 0 .* is in use"):
+            distribution.make_strategy("multiworker")
 
 
 def test_the_global_batch_must_split_evenly_between_replicas():
@@ -134,7 +193,17 @@ def test_cli_mistakes_are_one_clear_line(kerasgan, tmp_path, monkeypatch):
     result = kerasgan(
         "train", "dcgan", "--strategy", "multiworker", "--output", tmp_path / "run", "--no-export"
     )
-    assert_one_clear_line(result, "TF_CONFIG must be JSON")
+    assert_one_clear_line(result, "TF_CONFIG is not valid JSON")
+    own, peer = free_ports(2)
+    monkeypatch.setenv("TF_CONFIG", tf_config(
+        {"worker": [f"127.0.0.1:{own}", f"127.0.0.1:{peer}"]}, {"type": "worker", "index": 0}
+    ))
+    monkeypatch.setattr(distribution, "PEER_TIMEOUT", 0.5)
+    result = kerasgan(
+        "train", "dcgan", "--strategy", "multiworker", "--output", tmp_path / "run", "--no-export"
+    )
+    assert_one_clear_line(result, f"no answer from worker 1 at 127.0.0.1:{peer} within 0.5 s")
+    assert not (tmp_path / "run").exists()
 
 
 MIRRORED_RUN = r"""

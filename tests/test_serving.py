@@ -281,3 +281,158 @@ def test_images_from_either_kind_of_response():
     assert serving.images_from_response(floats).tolist() == [[0, 128, 255, 255]]
     with pytest.raises(ConfigError, match="not uint8 images"):
         serving.images_from_response({"outputs": [[-3, 300]]})
+
+
+# === A client that misbehaving servers cannot hang or crash ===
+
+
+@pytest.fixture
+def misbehaving_server():
+    """A local HTTP server that answers every request in the way its model name asks:
+    `/v1/models/<how>...`. It records the paths it was asked for."""
+    import http.server
+    import threading
+    import time
+
+    paths = []
+    stop = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def reply(self, code, body, content_type="application/json"):
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            paths.append(self.path)
+            how = self.path.split("/")[3].split(":")[0]
+            if how == "html":
+                self.reply(200, "<html>\n<body>Welcome to nginx!</body>\n</html>", "text/html")
+            elif how == "gateway":
+                self.reply(502, "<html>\n<h1>502 Bad Gateway</h1>\n</html>", "text/html")
+            elif how == "text":
+                self.reply(200, "OK")
+            elif how == "nan":
+                self.reply(200, '{"predictions": [[0.5, NaN]]}')
+            elif how == "infinity":
+                self.reply(200, '{"outputs": [-Infinity]}')
+            elif how == "list":
+                self.reply(200, "[1, 2]")
+            elif how == "trickle":  # a valid start, then one byte at a time, for up to 30 s
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                for _ in range(150):
+                    if stop.wait(0.2):
+                        break
+                    try:
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                    except OSError:
+                        break
+            else:
+                self.reply(200, json.dumps({"path": self.path}))
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1], paths
+    stop.set()
+    server.shutdown()
+    server.server_close()
+    time.sleep(0)  # let handler threads see `stop`
+
+
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("html", "answered 200 with text/html, not JSON: <html> <body>Welcome to nginx!"),
+        ("gateway", "answered 502 with text/html, not JSON: <html> <h1>502 Bad Gateway</h1>"),
+        ("text", "answered 200 with application/json, not JSON: OK"),
+        ("nan", "answered NaN, which JSON does not allow (the model's outputs are not finite?)"),
+        ("infinity", "answered -Infinity, which JSON does not allow"),
+        ("list", "answered a JSON array, not an object"),
+    ],
+)
+def test_replies_that_are_not_json_objects_are_serving_errors(misbehaving_server, how, message):
+    port, _ = misbehaving_server
+    for call in (
+        lambda: serving.model_status("127.0.0.1", how, port=port, timeout=5),
+        lambda: serving.predict_rest(serving.rest_url("127.0.0.1", how, port=port), {}, timeout=5),
+    ):
+        with pytest.raises(serving.ServingError) as error:
+            call()
+        text = str(error.value)
+        assert message in text and "\n" not in text, text
+        assert f"127.0.0.1:{port}" in text, text
+
+
+def test_the_timeout_is_total_not_per_read(misbehaving_server):
+    """A server that sends a byte every 0.2 s never trips a per-read timeout of 1 s."""
+    import time
+
+    port, _ = misbehaving_server
+    start = time.monotonic()
+    with pytest.raises(serving.ServingError, match=r"no complete answer from .* within 1 s"):
+        serving.model_status("127.0.0.1", "trickle", port=port, timeout=1.0)
+    url = serving.rest_url("127.0.0.1", "trickle", port=port)
+    with pytest.raises(serving.ServingError, match=r"no complete answer from .* within 1 s"):
+        serving.predict_rest(url, {}, timeout=1.0)
+    assert time.monotonic() - start < 10  # two calls of 1 s, not the server's 30 s each
+
+
+def test_model_names_are_quoted_in_urls(misbehaving_server):
+    port, paths = misbehaving_server
+    answer = serving.model_status("127.0.0.1", "my model?v=2#x", port=port)
+    assert answer == {"path": "/v1/models/my%20model%3Fv%3D2%23x"} and len(paths) == 1
+    assert serving.rest_url("127.0.0.1", "dcgan", version=3, port=port) == (
+        f"http://127.0.0.1:{port}/v1/models/dcgan/versions/3:predict"
+    )
+    assert serving.rest_url("::1", "dcgan") == "http://[::1]:8501/v1/models/dcgan:predict"
+
+
+@pytest.mark.parametrize(
+    "host, model, version, port, message",
+    [
+        ("127.0.0.1", "a/b", None, 8501, "model name 'a/b' cannot be served"),
+        ("127.0.0.1", "..", None, 8501, "model name '..' cannot be served"),
+        ("127.0.0.1", ".", None, 8501, "model name '.' cannot be served"),
+        ("127.0.0.1", "a:b", None, 8501, "model name 'a:b' cannot be served"),
+        ("127.0.0.1", "", None, 8501, "model name '' cannot be served"),
+        ("127.0.0.1", None, None, 8501, "model name None cannot be served"),
+        ("evil.example/x?", "dcgan", None, 8501, "host 'evil.example/x?' is not a host name"),
+        ("user@127.0.0.1", "dcgan", None, 8501, "host 'user@127.0.0.1' is not a host name"),
+        ("127.0.0.1:80", "dcgan", None, 8501, "host '127.0.0.1:80' is not a host name"),
+        ("", "dcgan", None, 8501, "host '' is not a host name"),
+        ("127.0.0.1", "dcgan", -1, 8501, "version must be a whole number >= 1, got -1"),
+        ("127.0.0.1", "dcgan", "1/../2", 8501, "version must be a whole number >= 1"),
+        ("127.0.0.1", "dcgan", None, 0, "port must be a whole number from 1 to 65535, got 0"),
+        ("127.0.0.1", "dcgan", None, "80/x", "port must be a whole number from 1 to 65535"),
+    ],
+)
+def test_bad_hosts_names_versions_and_ports_are_config_errors(host, model, version, port, message):
+    with pytest.raises(ConfigError, match=message.replace("?", r"\?").replace(".", r"\.")):
+        serving.rest_url(host, model, version=version, port=port)
+    if version is None:
+        with pytest.raises(ConfigError, match=message.replace("?", r"\?").replace(".", r"\.")):
+            serving.model_status(host, model, port=port)
+
+
+def test_a_payload_with_nan_is_refused_before_it_is_sent(misbehaving_server):
+    port, paths = misbehaving_server
+    url = serving.rest_url("127.0.0.1", "echo", port=port)
+    with pytest.raises(ConfigError, match="the payload holds NaN or infinity"):
+        serving.predict_rest(url, {"inputs": {"latent": [[float("nan")]]}})
+    with pytest.raises(ConfigError, match="not an http:// or https:// URL"):
+        serving.predict_rest("file:///etc/passwd", {})
+    assert paths == []
