@@ -19,6 +19,9 @@ vectors. Each metric compares the clouds differently, and each is blind to somet
   failure modes FID mixes: precision is the share of generated images that land on the real
   data's manifold (sample quality); recall is the share of real images that land on the
   generated manifold (coverage). Blurry samples hurt precision; dropped modes hurt recall.
+  Here they are computed in the chosen extractor's feature space (InceptionV3's pool features
+  or the offline judge's); the paper uses VGG-16's fc2 features, so figures are comparable
+  with other runs of the same extractor, not with the paper's.
 
 Two extractors share one interface (`extractor(images) -> features [N, D]`, and
 `extractor.classify(images) -> probabilities [N, K]` for IS):
@@ -398,8 +401,8 @@ class InceptionFeatures(FeatureExtractor):
 
     Images are resized to 299x299 (bilinear) and grayscale is tiled to RGB. Inputs in
     `[-1, 1]` are exactly what InceptionV3 expects (`preprocess_input` scales to that range).
-    About 27 images per second on the 2-core course machine: `n=2000` per side takes about
-    two and a half minutes; the offline judge does thousands per second.
+    Far slower than the offline judge on a CPU (299x299 inputs; speeds in
+    `benchmarks/README.md`), which is why the offline judge exists for quick checks.
 
     Args:
         weights: `"imagenet"` (downloaded once into the Keras cache), a path to
@@ -784,6 +787,11 @@ def precision_recall_from_features(real, fake, k=3, batch_size=1000):
         precision = share of generated features inside manifold(real)
         recall    = share of real features inside manifold(generated)
 
+    The result depends on the feature space: Kynkäänniemi et al. use VGG-16's fc2 features
+    (4096-d); this function takes whatever features it is given, and `precision_recall` uses
+    the chosen extractor's (InceptionV3's pool features or the offline judge's), so report the
+    extractor with every figure.
+
     Distances are computed `batch_size` rows at a time, so memory stays `O(batch_size * n)`.
 
     Args:
@@ -1054,7 +1062,8 @@ def inception_score(fake, extractor, n=2000, splits=10, batch_size=None, seed=0)
 def precision_recall(real, fake, extractor, n=2000, k=3, batch_size=None, seed=0):
     """Precision and recall `(precision, recall)` of `n` generated images against `n` real ones.
 
-    See `precision_recall_from_features`.
+    Computed in `extractor`'s feature space (the paper uses VGG-16's fc2 features); see
+    `precision_recall_from_features`.
     """
     results = evaluate(
         real, fake, extractor, n, ("precision_recall",), k=k, batch_size=batch_size, seed=seed

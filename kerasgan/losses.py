@@ -333,6 +333,13 @@ def orthogonal_regularization(kernel, beta=1e-4):
     `||W^T W||_F^2 = ||W W^T||_F^2`, minus the masked diagonal `sum_j ||w_j||^4`, which costs
     `in^2 * out` instead of `out^2 * in`.
 
+    **A factor of 2 against the reference code.** This is the paper's `R_beta(W)`, whose
+    gradient is `4 beta (W^T W * (1 - I)) W^T`-shaped. BigGAN-PyTorch's `utils.ortho` adds
+    `strength * 2 (W W^T * (1 - I)) W` to the gradient directly (rows of its `W` are output
+    units), which is the gradient of `strength / 2 * ||...||_F^2`: half of ours. So `beta` here
+    regularizes as `strength = 2 * beta` there (the paper's 1e-4 here acts like the reference
+    code's 2e-4).
+
     Args:
         kernel: a weight tensor whose last axis indexes the output units (rank >= 2).
         beta: the penalty's weight.

@@ -21,7 +21,7 @@ The equations (Gatys et al.). Write the feature map of layer `l` for image `x` a
 `F^l` of shape `N_l x M_l`: `N_l` channels, `M_l = H_l * W_l` positions. With `p` the content
 photo, `a` the style image and `P^l`, `A^l` their features:
 
-    content loss    L_content = 1/2 sum_ij (F^l_ij - P^l_ij)^2              (one deep layer l)
+    content loss    L_content = 1/2 sum_ij (F^l_ij - P^l_ij)^2   (one deep layer l: conv4_2)
     Gram matrix     G^l_ij    = sum_k F^l_ik F^l_jk                 (channel i with channel j)
     style loss      E_l       = 1 / (4 N_l^2 M_l^2) sum_ij (G^l_ij - A^l_ij)^2
                     L_style   = sum_l w_l E_l                          (several layers, sum w_l = 1)
@@ -34,8 +34,9 @@ pixels: `L_TV = sum_ij |x_{i+1,j} - x_{i,j}| + |x_{i,j+1} - x_{i,j}|`.
 Here the Gram matrix is divided by `M_l` and every squared error is a mean rather than a sum,
 so losses do not grow with the image size; the constant factors (1/2, 1/4) are absorbed into the
 weights alpha, beta and gamma. With ImageNet weights the defaults are those of TensorFlow's
-style-transfer tutorial (Adam, learning rate 0.02, content 1e4, style 1e-2, TV 30), which are
-known to work; a random-weight VGG19 has larger, denser deep activations, so its defaults
+style-transfer tutorial (Adam, learning rate 0.02, content 1e4, style 1e-2, TV 30, content
+layer `block5_conv2`), which are known to work; the paper's content layer, conv4_2, is
+`content_layers=GATYS_CONTENT_LAYERS` (the content weight may then need retuning); a random-weight VGG19 has larger, denser deep activations, so its defaults
 (`LOSS_WEIGHTS["random"]`) were chosen by eye on this package's embedded images.
 
 **Weights.** The features come from VGG19 trained on ImageNet (`weights="imagenet"`), which
@@ -68,8 +69,13 @@ from kerasgan.losses import (  # re-exported: st.gram_matrix etc. keep working
 )
 from kerasgan.utils import is_offline
 
-# Gatys et al.'s choice: content from one deep layer, style from the first layer of every block.
+# Content from one deep layer, style from the first layer of every block. Gatys et al. take
+# the content from conv4_2 (`GATYS_CONTENT_LAYERS`); the default here is TensorFlow's
+# style-transfer tutorial's block5_conv2, the layer its loss weights (`LOSS_WEIGHTS`, which the
+# notebook and the CLI use) were tuned with: matching the deeper layer keeps the photo's layout
+# and leaves the style freer to repaint textures.
 CONTENT_LAYERS = ("block5_conv2",)
+GATYS_CONTENT_LAYERS = ("block4_conv2",)
 STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 # AdaIN encodes up to relu4_1 (Keras's VGG19 convolutions include their ReLU).
 ADAIN_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1")

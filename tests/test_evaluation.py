@@ -318,3 +318,22 @@ def test_images_that_are_not_images_are_data_errors(judge):
         evaluation.extract_features(np.full((4, 28, 28), np.nan), judge, n=4)
     with pytest.raises(DataError, match="returned no images"):
         evaluation.extract_features(lambda count: np.zeros((0, 28, 28)), judge, n=4)
+
+
+def test_precision_recall_say_they_are_computed_in_the_extractors_feature_space():
+    """Kynkäänniemi et al. use VGG-16 fc2 features; ours come from the chosen extractor, and the
+    package and notebook 09 must say so (figures are not comparable with the paper's)."""
+    import json
+    import pathlib
+
+    from kerasgan import evaluation as ev
+
+    for text in (ev.__doc__, ev.precision_recall_from_features.__doc__, ev.precision_recall.__doc__):
+        assert "VGG-16" in text and "extractor" in text
+    notebook = pathlib.Path(__file__).parents[1] / "notebooks" / "09_evaluating_gans.ipynb"
+    prose = "".join(
+        "".join(cell["source"])
+        for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+        if cell["cell_type"] == "markdown"
+    )
+    assert "VGG-16's fc2" in prose and "extractor's feature space" in prose

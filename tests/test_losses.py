@@ -254,6 +254,30 @@ def test_orthogonal_regularization_of_a_wide_matrix_takes_the_small_gram_path():
     close(losses.orthogonal_regularization(wide.astype("float32"), beta=1.0), expected, atol=1e-3)
 
 
+@pytest.mark.parametrize("shape", [(3, 3, 2, 4), (6, 3)])
+def test_orthogonal_regularization_is_twice_biggan_pytorchs_ortho(shape):
+    """BigGAN-PyTorch's `utils.ortho` adds `strength * 2 (W W^T * (1 - I)) W` to the gradient,
+    with `W = param.view(out, -1)`; ours is the paper's `beta ||W^T W * (1 - I)||_F^2`, whose
+    gradient is twice that: `beta` here is `strength = 2 beta` there (and the docstring says so)."""
+    kernel = tf.constant(np.random.default_rng(0).normal(size=shape).astype("float64"))
+    beta = 1e-4
+    with tf.GradientTape() as tape:
+        tape.watch(kernel)
+        # A direct implementation of the paper's formula, one column per output unit.
+        matrix = tf.reshape(kernel, (-1, shape[-1]))
+        gram = tf.transpose(matrix) @ matrix
+        direct = beta * tf.reduce_sum((gram * (1 - tf.eye(shape[-1], dtype=tf.float64))) ** 2)
+    ours_gradient = tape.gradient(direct, kernel).numpy()
+    close(losses.orthogonal_regularization(kernel, beta), float(direct), atol=1e-9)
+    # BigGAN-PyTorch's ortho, on the same weights laid out as PyTorch does (outputs first).
+    w = matrix.numpy().T
+    ortho = 2 * ((w @ w.T) * (1 - np.eye(len(w)))) @ w
+    ortho_gradient = (beta * ortho).T.reshape(shape)
+    np.testing.assert_allclose(ours_gradient, 2 * ortho_gradient, rtol=1e-10, atol=1e-14)
+    doc = losses.orthogonal_regularization.__doc__
+    assert "BigGAN-PyTorch" in doc and "factor of 2" in doc
+
+
 def test_orthogonal_regularizer_serializes_and_rejects_negative_beta():
     regularizer = losses.OrthogonalRegularizer(0.5)
     assert losses.OrthogonalRegularizer.from_config(regularizer.get_config()).beta == 0.5

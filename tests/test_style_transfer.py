@@ -123,6 +123,19 @@ def test_starting_from_the_photo_the_style_loss_falls():
     assert history["style"][-1] < history["style"][0]
 
 
+def test_the_papers_content_layer_is_conv4_2_and_selectable():
+    """Gatys et al. match content at conv4_2; the default stays the tutorial's block5_conv2
+    (the layer its loss weights were tuned with), and the paper's is one argument away."""
+    assert st.GATYS_CONTENT_LAYERS == ("block4_conv2",)
+    assert st.CONTENT_LAYERS == ("block5_conv2",)
+    content, style = _random_uint8((32, 32, 3), 2), _random_uint8((32, 32, 3), 3)
+    _, history = st.stylize(
+        content, style, image_size=32, steps=4, weights="random", init="noise", seed=0,
+        content_layers=st.GATYS_CONTENT_LAYERS, progress=False,
+    )
+    assert history["content"][-1] < history["content"][0]
+
+
 def test_lbfgs_lowers_the_loss():
     content, style = _random_uint8((32, 32, 3), 4), _random_uint8((32, 32, 3), 5)
     _, history = st.stylize(

@@ -18,9 +18,9 @@ input pixel evenly over the output, which avoids the checkerboard artefacts of 5
 (Odena et al., 2016, "Deconvolution and Checkerboard Artifacts").
 
 The default widths are deliberately narrower than the paper's (128 and 64 filters at the
-coarsest and finest resolution for MNIST, not 1024), and the default batch is 32: on a 2-core CPU
-they draw recognisable digits within a couple of minutes, where the TensorFlow tutorial's
-settings still draw blobs after five (see `benchmarks/dcgan_cpu.py`).
+coarsest and finest resolution for MNIST, not 1024), and the default batch is 32, so that the
+default command draws recognisable digits within the course's CPU budget, which the TensorFlow
+tutorial's settings do not (`benchmarks/dcgan_cpu.py`; figures in `benchmarks/README.md`).
 """
 
 import keras
@@ -222,8 +222,8 @@ RECIPE = Recipe(
         preset, image_size=image_size, channels=channels, seed=seed
     ),
     description="DCGAN (Radford et al., 2015) on MNIST digits",
-    # Batch 32: on a 2-core CPU the same number of updates costs half the wall time of batch 64,
-    # and GANs improve per update; 20 epochs of the 5,000-digit sample draw clean digits in ~3 min.
+    # Batch 32: on a CPU an update of 32 images costs about half one of 64, and GANs improve
+    # per update; 20 epochs of the 5,000-digit sample draw clean digits (benchmarks/README.md).
     epochs=20,
     batch_size=32,
 )

@@ -261,6 +261,10 @@ class GAN(keras.Model):
     def discriminator_loss(self, real, fake, condition, training=True):
         """D's loss on one real and one fake batch, and the values to report.
 
+        With `training=False` (`test_step`) D runs in inference mode and the penalty
+        (`discriminator_penalty`) is left out: evaluating must neither change state nor pay for
+        an input-gradient pass, so `d_loss` is then the adversarial loss alone.
+
         Returns:
             `(loss, logs)`: the global-batch-averaged scalar to differentiate and a dict of
             per-replica means for the metrics.
@@ -268,7 +272,9 @@ class GAN(keras.Model):
         real_logits = self.discriminate(real, condition, training=training)
         fake_logits = self.discriminate(fake, condition, training=training)
         per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
-        penalty, logs = self.discriminator_penalty(real, fake, condition)
+        penalty, logs = (
+            self.discriminator_penalty(real, fake, condition) if training else (None, {})
+        )
         if penalty is not None:
             per_example = per_example + ops.cast(penalty, "float32")
         loss = self.average(per_example) + self.regularization(self.discriminator)
@@ -287,6 +293,34 @@ class GAN(keras.Model):
         """Differentiate `loss` with respect to `variables` and let `optimizer` apply the step."""
         gradients = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip(gradients, variables))
+
+    def apply_update_if(self, condition, gradients, optimizer, variables):
+        """Let `optimizer` apply `gradients` only when the traced boolean `condition` holds
+        (a lazily regularised step, e.g. StyleGAN's R1).
+
+        An optimizer update under several replicas is a cross-replica merge, which TensorFlow
+        refuses inside a replica's control flow; there the condition is evaluated in the
+        cross-replica context and the update runs on every replica, as Keras's
+        `LossScaleOptimizer` skips non-finite steps.
+        """
+
+        def apply(grads):
+            optimizer.apply_gradients(zip(grads, variables))
+
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            ops.cond(condition, lambda: apply(gradients), lambda: None)
+            return
+
+        def cross_replica(strategy, condition, gradients):
+            chosen = strategy.experimental_local_results(condition)[0]
+            ops.cond(
+                chosen,
+                lambda: strategy.extended.call_for_each_replica(apply, args=(gradients,)),
+                lambda: None,
+            )
+
+        context.merge_call(cross_replica, args=(condition, gradients))
 
     def discriminator_step(self, real, condition):
         """One update of D against fresh fakes. Returns the logs."""
@@ -354,7 +388,8 @@ class GAN(keras.Model):
         return self.update_trackers(logs)
 
     def test_step(self, data):
-        """Both losses on a held-out batch, with no update (BN in inference mode)."""
+        """Both losses on a held-out batch: no update, no penalty, both networks in inference
+        mode, so no variable changes (only the seed generator, which draws the latents)."""
         real, condition = self.unpack_batch(data)
         latent = self.sample_latent(ops.shape(real)[0])
         fake = self.generator(self.generator_inputs(latent, condition), training=False)

@@ -22,11 +22,25 @@ mixing regularisation**) makes what each layer controls more local. At sampling 
 a moving average of `w` tracked during training.
 
 The game is the non-saturating GAN loss with **lazy R1 regularisation** (Mescheder et al.,
-2018): `gamma/2 * E||grad_x D(x)||^2` on real images, computed only every `r1_interval`
-(16) steps and multiplied by the interval so its average strength is unchanged; the Adam
-settings of the discriminator are corrected for the interval as in StyleGAN2. Samples and
-exports come from an **exponential moving average** of the generator's weights, whose half-life
-ramps up with training (at most 5% of the steps so far) as in StyleGAN2-ADA.
+2018): `gamma/2 * E||grad_x D(x)||^2` on real images, computed only every `r1_interval` (16)
+steps, as a discriminator update of its own (StyleGAN2's `Dreg` phase) whose loss is
+multiplied by the interval so the average strength is unchanged. Because D then takes
+`r1_interval + 1` optimizer steps per `r1_interval` training steps, its Adam settings are
+corrected as in StyleGAN2 (`lr * c`, `beta_2 ** c`, `c = interval / (interval + 1)`). Samples
+and exports come from an **exponential moving average** of the generator's weights, whose
+half-life ramps up with training (at most 5% of the steps so far, this one included) as in
+StyleGAN2-ADA.
+
+One training step, as `StyleGAN.train_step` runs it:
+
+1. update `w_avg` with the mapping of fresh latents;
+2. D's main update on the real batch and fresh fakes (non-saturating loss);
+3. on steps that are multiples of `r1_interval`, D's R1 update on the same real batch;
+4. G's update through the updated D (non-saturating loss, style mixing inside G), then the
+   moving average.
+
+(StyleGAN2's loop runs its generator phases before its discriminator phases; D first is the
+order of every GAN in this course, and the two orders are the same alternating game.)
 
 What is faithful and what is not (choices for a 2-core CPU and a course):
 
@@ -39,17 +53,17 @@ What is faithful and what is not (choices for a 2-core CPU and a course):
   (StyleGAN2 uses transposed/strided convolutions with a [1,3,3,1] blur filter);
   the second latent for style mixing is the next image's `w` in the batch (no second mapping
   pass); the output goes through `tanh` so images stay in `[-1, 1]` like the rest of the course;
-  the mapping network has 4 layers (paper: 8); widths are far smaller.
+  the mapping network has 4 layers (paper: 8); widths are far smaller; `w_avg` is tracked on
+  a fresh batch of latents each step (StyleGAN2 reuses the generator pass's `w`s).
 * Omitted: path-length regularisation (it smooths the W -> image map at the cost of an extra
   generator backward pass every 4 steps, too expensive for the CPU budget of the course) and
   adaptive augmentation (StyleGAN2-ADA).
 
-The default configuration (32 px, 64 channels up to 16x16 and 32 at 32x32, batch 32) trains at
-about 200 images/s under `mixed_bfloat16` on the 2-core course machine (float32: about 90), so
-its 40 epochs of coloured digits take 15-20 minutes. After ~30 epochs (one 15-minute run) most
-samples are recognisable digits and a style-mixing grid with crossover 4 keeps each row's digit
-while taking each column's stroke and background colours. StyleGAN learns more slowly per image
-than a batch-normalised DCGAN: the first epochs are coloured blobs.
+The default configuration (32 px, 64 channels up to 16x16 and 32 at 32x32, batch 32, 40
+epochs of coloured digits) is sized so that a run fits the course's CPU budget and its
+style-mixing grid shows each row's digit with each column's colours (speeds and outcomes:
+`benchmarks/README.md`). StyleGAN learns more slowly per image than a batch-normalised DCGAN:
+the first epochs are coloured blobs.
 """
 
 import math
@@ -400,9 +414,10 @@ class StyleGAN(GAN):
     # --- setting up training ---
 
     def default_optimizers(self):
-        """StyleGAN2's Adam: lr 0.002, betas (0, 0.99), eps 1e-8. D's is corrected for lazy R1
-        (its steps are `c = interval / (interval + 1)` of a regularised schedule's): lr * c,
-        beta_2 ** c."""
+        """StyleGAN2's Adam: lr 0.002, betas (0, 0.99), eps 1e-8. D's is corrected for lazy R1,
+        which adds one D update (`r1_step`) every `r1_interval` steps, so that the per-step
+        decay of its moments matches an optimizer without the extra steps:
+        `c = interval / (interval + 1)`, lr * c, beta_2 ** c."""
         ratio = self.r1_interval / (self.r1_interval + 1.0)
         return (
             keras.optimizers.Adam(learning_rate=0.002, beta_1=0.0, beta_2=0.99, epsilon=1e-8),
@@ -413,30 +428,46 @@ class StyleGAN(GAN):
 
     # --- the training step ---
 
-    def discriminator_penalty(self, real, fake, condition):
-        """Lazy R1: `gamma/2 * r1_interval * ||grad_x D(x)||^2` on steps that are multiples
-        of `r1_interval` (counting from 0), zero on the others.
+    def r1_step(self, real):
+        """Lazy R1 (StyleGAN2's `Dreg` phase): on steps that are multiples of `r1_interval`
+        (counting from 0), a discriminator update of its own on the real batch with the loss
+        `gamma/2 * r1_interval * ||grad_x D(x)||^2`; nothing on the other steps. Returns the
+        logs (`r1`: the unweighted mean of the last computed penalty).
 
-        `ops.cond` chooses inside the traced graph, so the skipped steps never compute the
-        input gradient (the whole point: R1 roughly doubles a discriminator step's cost).
+        A separate update, not a term added to the main loss, is what the optimizer correction
+        of `default_optimizers` assumes: D then takes `r1_interval + 1` Adam steps per
+        `r1_interval` training steps. `ops.cond` chooses inside the traced graph, so the
+        skipped steps never compute the input gradient (R1 roughly doubles a D step's cost).
         """
         if self.r1_gamma == 0.0:
-            return None, {}
-        batch = ops.shape(real)[0]
-
-        def penalty():
-            r1 = losses.r1_penalty(lambda x: self.discriminate(x, condition, True), real)
-            return (0.5 * self.r1_gamma * self.r1_interval) * r1, ops.mean(r1)
-
-        def no_penalty():
-            return ops.zeros((batch,), "float32"), ops.cast(self.last_r1, "float32")
-
+            return {}
+        weight = 0.5 * self.r1_gamma * self.r1_interval
+        variables = self.discriminator.trainable_variables
         due = ops.equal(self.step % self.r1_interval, 0)
-        weighted, r1_mean = ops.cond(due, penalty, no_penalty)
+
+        def regularize():
+            with tf.GradientTape() as tape:
+                r1 = losses.r1_penalty(lambda x: self.discriminate(x, None, True), real)
+                loss = self.average(weight * r1)
+                scaled = self.d_optimizer.scale_loss(loss)
+            # The logit's bias does not change the input gradient: a zero gradient, which Adam
+            # with beta_1 = 0 (StyleGAN2's) turns into no move.
+            gradients = tape.gradient(scaled, variables)
+            gradients = [
+                ops.zeros(v.shape, v.dtype) if g is None else g
+                for g, v in zip(gradients, variables)
+            ]
+            return gradients, ops.mean(r1)
+
+        def skip():
+            return [ops.zeros(v.shape, v.dtype) for v in variables], ops.cast(self.last_r1, "float32")
+
+        gradients, r1_mean = ops.cond(due, regularize, skip)
+        self.apply_update_if(due, gradients, self.d_optimizer, variables)
         # Assigned outside the branch: under MirroredStrategy, updating a variable is a
         # cross-replica merge, which TensorFlow refuses inside control flow.
         self.last_r1.assign(r1_mean)
-        return weighted, {"r1": self.last_r1}
+        return {"r1": self.last_r1}
 
     def current_ema_decay(self):
         """StyleGAN2's EMA ramp-up: the average's half-life is at most `EMA_RAMPUP` (5%) of the
@@ -460,11 +491,18 @@ class StyleGAN(GAN):
         mapping.update_average(w, self.w_avg_beta)
 
     def train_step(self, data):
-        real, _ = self.unpack_batch(data)
-        self.update_w_average(ops.shape(real)[0])
-        logs = super().train_step(data)
+        real, condition = self.unpack_batch(data)
+        batch_size = ops.shape(real)[0]
+        # 1. Track the average w (the truncation centre) on fresh latents.
+        self.update_w_average(batch_size)
+        # 2. D's main update: non-saturating loss on reals and fresh (style-mixed) fakes.
+        logs = self.discriminator_step(real, condition)
+        # 3. Lazy R1, every `r1_interval` steps, as its own D update.
+        logs.update(self.r1_step(real))
+        # 4. G's update through the updated D, then the EMA generator.
+        logs.update(self.generator_step(batch_size, condition))
         self.step.assign_add(1)
-        return logs
+        return self.update_trackers(logs)
 
     # --- sampling: truncation and style mixing ---
 
@@ -664,7 +702,7 @@ def load_data(data="auto", image_size=None, channels=None):
     """The training data of `python -m kerasgan train stylegan`.
 
     * `auto` / `embedded`: the coloured digits (`colored_mnist`, generated from the embedded
-      MNIST sample) at 32 px (the default: style mixing is visible within ~15 CPU minutes).
+      MNIST sample) at 32 px (the default: small enough for style mixing to show on a CPU).
     * `tfds`: `oxford_flowers102` (all 8,189 images), centre-cropped to a square, at 64 px.
     * a folder of images: at 64 px.
     """

@@ -39,8 +39,9 @@ policy: a squared gradient norm of a bfloat16 network would lose its precision).
   of a function of that input. The critic here is DCGAN's discriminator without
   normalization, like the paper's MNIST critic. Layer norm over each example's height, width
   and channels, which the paper recommends for deeper critics, is an option
-  (`normalization="layer"`), but under the penalty's double backward pass it made a step 2-4
-  times slower on a 2-core CPU. The generator keeps DCGAN's batch norm.
+  (`normalization="layer"`), but the penalty's double backward pass through it makes a step
+  several times slower on a CPU (`benchmarks/README.md`). The generator keeps DCGAN's batch
+  norm.
 
 **Each critic update sees fresh real images,** as in Algorithm 1. `fit` hands `train_step` one
 batch; this model cuts it into `n_critic` equal slices, one per critic update, so a batch of
@@ -59,11 +60,11 @@ rate.
 
 Departures from the paper, and why: widths are DCGAN's narrow CPU-friendly ones, and training
 is thousands of generator updates, not the paper's 200,000, so that digits appear on a 2-core
-CPU within minutes (see `RECIPE`). In that short regime the learning rate `2e-4` (for both
-networks) beats the paper's `1e-4`: on the embedded digits, after the same 930 generator
-updates, it reached an FD-judge of 97 against 126 (`kerasgan evaluate`, 2,000 samples, seed
-0), and after 1,860 updates 62, with the gradient norm as close to 1 (1.07) and the penalty
-still falling. Pass `g_optimizer`/`d_optimizer` to `compile` for the paper's settings.
+CPU within the course's budget (see `RECIPE`). In that short regime a learning rate of `2e-4`
+(for both networks) reached better samples than the paper's `1e-4` after the same number of
+generator updates, with the gradient norm as close to 1 (the comparison is in
+`benchmarks/README.md`). Pass `g_optimizer`/`d_optimizer` to `compile` for the paper's
+settings.
 """
 
 import math
@@ -270,8 +271,8 @@ RECIPE = Recipe(
     name="wgan-gp",
     build=WGANGP.from_preset,
     description="WGAN-GP (Gulrajani et al., 2017) on MNIST digits",
-    # 150 epochs of 31 steps: ~4,600 generator updates, ~10 minutes on a 2-core CPU (1,200
-    # images/s under mixed_bfloat16), by which most samples are recognisable digits.
+    # 150 epochs of 31 steps (~4,600 generator updates): enough for most samples to be
+    # recognisable digits within the course's CPU budget (timing: benchmarks/README.md).
     epochs=150,
     # Real images per step: 5 critic updates of 32 images each (see the module docstring).
     batch_size=160,

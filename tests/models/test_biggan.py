@@ -275,3 +275,25 @@ def test_a_run_resumes_and_exports(tmp_path, capsys):
     assert first.export_path.endswith("biggan/1")
     _, specs = load_serving_signature(resumed.export_path)
     assert set(specs) == {"latent", "labels", "truncation"}
+
+
+def test_distribution_makes_every_batch_norm_cross_replica_and_the_docstring_says_so():
+    """`distribution.prepare_model` with several replicas synchronises every batch norm of
+    BigGAN, the conditional ones included; the module docstring must not claim otherwise."""
+    import kerasgan.models.biggan as biggan_module
+    from kerasgan import distribution
+
+    gan = BigGAN.from_preset("tiny", image_size=32, channels=3, seed=0)
+    norms = [
+        layer for layer in gan._flatten_layers(include_self=True, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert norms and not any(layer.synchronized for layer in norms)
+
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    distribution.prepare_model(gan, TwoReplicas())
+    assert all(layer.synchronized for layer in norms)
+    assert "no cross-replica" not in biggan_module.__doc__
+    assert "synchronize_batch_norm" in biggan_module.__doc__

@@ -161,24 +161,33 @@ def test_style_mixing_is_active_in_training_only():
 # --- lazy R1 ---
 
 
-def test_lazy_r1_is_applied_only_on_multiples_of_the_interval():
+def test_lazy_r1_is_a_separate_discriminator_update_on_multiples_of_the_interval():
+    """R1 is its own D update (StyleGAN2's `Dreg`), weighted by the interval, on steps 0, 4, 8;
+    the main D loss never holds it."""
     gan = tiny(r1_gamma=10.0, r1_interval=4)
-    gan.compile()
-    real = np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
+    gan.compile(d_optimizer=keras.optimizers.SGD(0.01))
+    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype("float32"))
     fake = np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
     from kerasgan import losses
 
-    real_logits = gan.discriminator(real)
-    fake_logits = gan.discriminator(fake)
-    plain = float(np.mean(losses.minimax_discriminator_loss(real_logits, fake_logits)))
-    r1 = float(np.mean(losses.r1_penalty(lambda x: gan.discriminator(x, training=True), real)))
     for step in range(9):
         gan.step.assign(step)
-        loss = float(gan.discriminator_loss(real, fake, None)[0])
-        if step % 4 == 0:
-            np.testing.assert_allclose(loss, plain + 0.5 * 10.0 * 4 * r1, rtol=1e-4)
-        else:
-            np.testing.assert_allclose(loss, plain, rtol=1e-5)
+        plain = float(np.mean(losses.minimax_discriminator_loss(gan.discriminator(real), gan.discriminator(fake))))
+        np.testing.assert_allclose(float(gan.discriminator_loss(real, fake, None)[0]), plain, rtol=1e-5)
+        weights = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+        with tf.GradientTape() as tape:
+            r1 = losses.r1_penalty(lambda x: gan.discriminator(x, training=True), real)
+            expected_loss = tf.reduce_mean(0.5 * 10.0 * 4 * r1)
+        gradients = tape.gradient(expected_loss, gan.discriminator.trainable_weights)
+        iterations = int(gan.d_optimizer.iterations.numpy())
+        logs = gan.r1_step(real)
+        due = step % 4 == 0
+        assert int(gan.d_optimizer.iterations.numpy()) == iterations + due
+        for weight, old, gradient in zip(gan.discriminator.trainable_weights, weights, gradients):
+            expected = old - 0.01 * np.asarray(gradient if gradient is not None else 0.0) if due else old
+            np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-4, atol=1e-6)
+        if due:
+            np.testing.assert_allclose(float(logs["r1"]), float(np.mean(r1)), rtol=1e-4)
 
 
 def test_lazy_r1_cadence_during_fit():
@@ -202,7 +211,10 @@ def test_lazy_r1_cadence_during_fit():
 
 def test_r1_gamma_zero_disables_the_penalty():
     gan = tiny(r1_gamma=0.0)
-    assert gan.discriminator_penalty(None, None, None) == (None, {})
+    gan.compile()
+    real = np.zeros((4, 16, 16, 3), "float32")
+    assert gan.r1_step(real) == {}
+    assert int(gan.d_optimizer.iterations.numpy()) == 0
 
 
 def test_lazy_r1_corrects_the_discriminator_optimizer():
