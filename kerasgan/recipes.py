@@ -51,14 +51,8 @@ class Recipe:
     load_data: Callable | None = None
     image_shape: Callable | None = None
     export: Callable | None = None
-    # XLA vs graph mode, default presets and batch sizes, `benchmarks/speed.py` (100 steps,
-    # 5 rounds) on a quiet 2-core Xeon (AVX512-BF16, no AMX); images/s fp32 graph / fp32 XLA
-    # (bf16 graph / bf16 XLA):
-    #   dcgan 756 / 737 (500 / 700)     cgan 680 / 686 (464 / 673)    wgan-gp 1,013 / 959 (610 / 929)
-    #   cyclegan 61 / 64 (46 / 61)      stylegan 161 / 145 (109 / 151)
-    #   biggan 256 / 198 (180 / 180)
-    # XLA was never clearly faster than float32 graph mode (cgan, cyclegan: ties within the
-    # noise), the fastest setting of every model here: off for all.
+    # XLA was never clearly faster than float32 graph mode on a CPU (`benchmarks/speed.py`;
+    # figures in benchmarks/README.md), the fastest setting of every model there: off for all.
     jit_compile_cpu: bool = False
 
 

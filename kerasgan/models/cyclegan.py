@@ -948,8 +948,8 @@ RECIPE = Recipe(
     description="CycleGAN (Zhu et al., 2017): unpaired translation, 8x8 digits <-> MNIST",
     dataset="digits",
     # 6 epochs of 625 steps (the 5,000 MNIST digits, each with a reused 8x8 digit): the
-    # translation shows after the first; the whole run took ~4 minutes on 2 CPU cores. Batch 8:
-    # more updates per image than larger batches, at ~140 pairs/s here.
+    # translation shows after the first (run time: benchmarks/README.md). Batch 8: more updates
+    # per image than larger batches, which is what a short CPU run needs.
     epochs=6,
     batch_size=8,
     presets=tuple(CONFIGS),
