@@ -51,6 +51,7 @@ label them as such.
 import functools
 import math
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -134,15 +135,30 @@ def load_image(path, max_size=None):
         raise DataError(f"{path}: no such file")
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder, not an image file")
+    from kerasgan.datasets import MAX_PIXELS
+
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            # Pillow only warns below twice its own limit; MAX_PIXELS decides, before decoding.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise DataError(
+                        f"{path}: too large ({width}x{height} pixels, more than {MAX_PIXELS:,})"
+                    )
+                image.load()
+                image = ImageOps.exif_transpose(image)
     except UnidentifiedImageError:
         raise DataError(f"{path}: not an image file Pillow can read") from None
     except PermissionError:
         raise DataError(f"{path}: permission denied") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+    except Image.DecompressionBombError:
+        raise DataError(
+            f"{path}: too large (its header declares more than {MAX_PIXELS:,} pixels; "
+            "a decompression bomb?)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as err:
         raise DataError(f"{path}: corrupt or truncated image ({err})") from None
     image = _to_rgb(image)
     if max_size is not None and max(image.size) > max_size:
@@ -156,9 +172,9 @@ def _to_rgb(image):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, image).convert("RGB")
     if image.mode.startswith("I;16") or image.mode == "I":
-        # 16-bit grayscale: scale to 8 bits before converting (PIL would clip at 255).
-        array = np.asarray(image, dtype=np.float64)
-        array = array / max(array.max(), 1.0) * 255.0
+        # 16-bit grayscale: scale to 8 bits before converting (PIL would clip at 255), by the
+        # format's range, not the image's maximum, which would stretch a dark photo's contrast.
+        array = np.clip(np.asarray(image, dtype=np.float64), 0, 65535) / 257.0
         image = Image.fromarray(array.round().astype(np.uint8))
     return image.convert("RGB")
 

@@ -462,3 +462,22 @@ def test_the_package_ships_style_and_photo_folders():
     for path in photos + styles:
         image = st.load_image(path)
         assert image.ndim == 3 and max(image.shape[:2]) <= 512
+
+
+def test_load_image_refuses_a_decompression_bomb_and_scales_16_bit_by_its_range(tmp_path):
+    import zlib
+
+    from PIL import Image
+
+    Image.new("L", (1, 1)).save(tmp_path / "bomb.png")
+    data = bytearray((tmp_path / "bomb.png").read_bytes())
+    data[16:24] = (12_000).to_bytes(4, "big") * 2  # 144 megapixels: below Pillow's own error
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    (tmp_path / "bomb.png").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="bomb.png: too large") as raised:
+        st.load_image(tmp_path / "bomb.png")
+    assert "\n" not in str(raised.value)
+
+    dark = np.full((4, 4), 257 * 40, dtype=np.uint16)  # level 40 of 255, in 16 bits
+    Image.fromarray(dark).save(tmp_path / "dark16.png")
+    assert np.all(st.load_image(tmp_path / "dark16.png") == 40)
