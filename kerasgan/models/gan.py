@@ -90,6 +90,43 @@ def with_loss_scaling(optimizer):
     return optimizer
 
 
+# === Plumbing every training step shares ===
+#
+# Small functions that hide no modelling decision: which loss, which penalty and which network
+# is called stays in each model's own `train_step`.
+
+
+def global_batch_mean(per_example):
+    """Mean of per-example values over the *global* batch, as float32.
+
+    Under `tf.distribute` each replica sees part of the batch and the replicas' gradients are
+    summed; dividing by the global batch size (`tf.nn.compute_average_loss`) makes that sum the
+    true mean gradient, where a per-replica `mean` would multiply it by the replica count.
+    """
+    return tf.nn.compute_average_loss(ops.cast(per_example, "float32"))
+
+
+def regularization_loss(network):
+    """The sum of `network.losses` (weight penalties a layer adds), scaled for the replicas."""
+    if not network.losses:
+        return 0.0
+    total = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in network.losses]))
+    return tf.nn.scale_regularization_loss(total)
+
+
+def minimize(tape, loss, optimizer, variables):
+    """One optimizer step on `loss` recorded on `tape`: scale, differentiate, unscale, apply.
+
+    Under `mixed_float16` the optimizer is a `LossScaleOptimizer`: the gradient is taken of the
+    loss times its scale (so small float16 gradients do not underflow to zero), and
+    `apply_gradients` divides the scale back out and skips a step whose gradients are not
+    finite. With any other optimizer the scale is 1 and this is `tape.gradient` + `apply`.
+    """
+    scale = optimizer.scale_loss(ops.ones((), "float32"))
+    gradients = tape.gradient(loss, variables, output_gradients=scale)
+    optimizer.apply_gradients(zip(gradients, variables))
+
+
 @keras.saving.register_keras_serializable(package="kerasgan")
 class GAN(keras.Model):
     """A generator and a discriminator trained against each other with `fit`.
@@ -248,15 +285,12 @@ class GAN(keras.Model):
     # === The training step ===
 
     def average(self, per_example):
-        """Mean over the global batch: correct gradients under `tf.distribute`."""
-        return tf.nn.compute_average_loss(ops.cast(per_example, "float32"))
+        """Mean over the global batch (`global_batch_mean`)."""
+        return global_batch_mean(per_example)
 
     def regularization(self, network):
-        """The network's own added losses (`kernel_regularizer`, `add_loss`), replica-scaled."""
-        if not network.losses:
-            return 0.0
-        total = ops.sum(ops.stack([ops.cast(loss, "float32") for loss in network.losses]))
-        return tf.nn.scale_regularization_loss(total)
+        """The network's own added losses, replica-scaled (`regularization_loss`)."""
+        return regularization_loss(network)
 
     def discriminator_loss(self, real, fake, condition, training=True):
         """D's loss on one real and one fake batch, and the values to report.
