@@ -17,17 +17,9 @@ from kerasgan import callbacks as gan_callbacks
 from kerasgan import datasets, training
 from kerasgan.errors import ConfigError, ExportError, KerasganError
 from tests.cli_helpers import assert_one_clear_line
+from tests.test_training import tiny_run
 
-STEPS = 5000 // 256  # steps per epoch of the tiny runs below
-
-
-def tiny_run(tmp_path, **overrides):
-    options = dict(
-        data="embedded", preset="tiny", epochs=2, batch_size=256, output=str(tmp_path / "run"),
-        export_dir=str(tmp_path / "models"), seed=0, precision_policy="float32", verbose=0,
-    )
-    options.update(overrides)
-    return training.train("dcgan", **options)
+STEPS = 5000 // 256  # steps per epoch of the tiny runs of tests.test_training.tiny_run
 
 
 def cli_train(kerasgan, tmp_path, *extra):
