@@ -37,7 +37,7 @@ import tensorflow as tf
 
 from kerasgan import __version__
 from kerasgan.errors import ExportError
-from kerasgan.utils import apply_umask
+from kerasgan.utils import apply_umask, process_is_running
 
 METADATA_FILE = os.path.join("assets.extra", "kerasgan.json")
 # A version being written: `.tmp-<version>/` holds `owner` ("<pid> <host>") and `model/`.
@@ -286,13 +286,7 @@ def _claim_is_alive(claim):
             return False
     if host != socket.gethostname():
         return True  # another machine's export (a shared folder): not ours to judge
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # e.g. PermissionError: the process exists under another user
-        return True
-    return True
+    return process_is_running(pid)
 
 
 def read_metadata(path):

@@ -40,7 +40,7 @@ from kerasgan import callbacks as gan_callbacks
 from kerasgan import datasets, distribution, precision
 from kerasgan.errors import ConfigError, DataError, ExportError, KerasganError
 from kerasgan.recipes import MODEL_MODULES, Recipe, get_recipe  # noqa: F401 (re-exported)
-from kerasgan.utils import atomic_path, notice
+from kerasgan.utils import atomic_path, notice, process_is_running
 
 DATA_SOURCES = ("auto", "tfds", "embedded")
 LOCK_NAME = "train.lock"
@@ -143,16 +143,6 @@ def _ensure_writable(folder, what):
 _HELD_LOCKS = set()
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
-
-
 def _lock_owner(path):
     """The pid written in the lock file at `path` (None: unreadable or still being written)."""
     try:
@@ -187,7 +177,7 @@ def _acquire_lock(run_dir):
             if owner == 0:
                 continue
             held_here = owner == os.getpid() and path in _HELD_LOCKS
-            if owner is None or held_here or (owner != os.getpid() and _pid_alive(owner)):
+            if owner is None or held_here or (owner != os.getpid() and process_is_running(owner)):
                 who = f"process {owner}" if owner else "another process"
                 raise RunLocked(
                     f"{run_dir} is in use by another train ({who}, see {path}); wait for it to "

@@ -27,6 +27,17 @@ def notice(message):
     print(f"kerasgan: {message}", file=sys.stderr, flush=True)
 
 
+def process_is_running(pid):
+    """Whether a process with this pid exists on this machine (a lock's or a claim's owner)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, under another user
+        return True
+    return True
+
+
 def is_offline():
     """True when the environment forbids network access (set by the test-suite and CI)."""
     return os.environ.get("KERASGAN_OFFLINE", "") not in ("", "0", "false", "False")
