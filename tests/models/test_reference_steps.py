@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kerasgan import losses
 from kerasgan.models.biggan import BigGAN
 from kerasgan.models.conditional_gan import ConditionalGAN
 from kerasgan.models.cyclegan import CycleGAN
@@ -398,22 +399,25 @@ def test_evaluate_changes_no_variable(name):
 
 
 @pytest.mark.parametrize("name", ["toy", "dcgan", "cgan", "wgan-gp", "stylegan", "biggan"])
-def test_evaluate_runs_the_discriminator_in_inference_mode_without_penalty(name):
+def test_evaluate_runs_the_discriminator_in_inference_mode_without_penalty(name, monkeypatch):
     """No critic call in training mode (WGAN-GP's penalty called it so) and no penalty."""
     build, batch = _models()[name]
     gan = build()
     gan.compile(run_eagerly=True)
     modes = []
-    discriminate = gan.discriminate
+    call = gan.discriminator.call
 
-    def spy(images, condition, training):
+    def spy(*args, training=None, **kwargs):
         modes.append(training)
-        return discriminate(images, condition, training)
+        return call(*args, training=training, **kwargs)
 
-    gan.discriminate = spy
+    gan.discriminator.call = spy
     penalties = []
-    penalty = gan.discriminator_penalty
-    gan.discriminator_penalty = lambda *args: penalties.append(1) or penalty(*args)
+    for name in ("gradient_penalty", "r1_penalty", "r2_penalty"):
+        penalty = getattr(losses, name)
+        monkeypatch.setattr(
+            losses, name, lambda *a, _p=penalty, **k: penalties.append(1) or _p(*a, **k)
+        )
     gan.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0)
     assert modes and not any(modes)
     assert not penalties
