@@ -21,13 +21,43 @@ The default widths are deliberately narrower than the paper's (128 and 64 filter
 coarsest and finest resolution for MNIST, not 1024), and the default batch is 32, so that the
 default command draws recognisable digits within the course's CPU budget, which the TensorFlow
 tutorial's settings do not (`benchmarks/dcgan_cpu.py`; figures in `benchmarks/README.md`).
+
+**The training step.** DCGAN changes the networks, not the game: Radford et al. train them with
+Goodfellow et al.'s Algorithm 1 ("Generative Adversarial Nets", 2014,
+https://arxiv.org/abs/1406.2661) with one discriminator update per generator update (`k = 1`)
+and the generator loss of that paper's section 3. One step of `DCGAN.train_step`, whose
+comments carry these numbers:
+
+1. Take a minibatch of `m` real images `x`, the batch `fit` hands the step (labels that come
+   with them are ignored: this GAN is unconditional).
+2. Sample `m` latents `z ~ N(0, I)` and make `m` fakes `G(z)`. The paper draws `z` uniformly
+   from `[-1, 1]^100`; a Gaussian is what the course's interpolation (slerp, notebook 02)
+   assumes. The fakes are made outside D's gradient tape: D's update needs no gradient
+   through G.
+3. Update D by descending `1/m sum [-log D(x) - log(1 - D(G(z)))]`, plus any weight penalties
+   its layers add (DCGAN's own add none). The real and the fake batch go through D in separate
+   calls, as in the DCGAN reference code, so batch norm normalises each with its own statistics.
+4. Sample `m` fresh latents and update G by descending `1/m sum -log D(G(z))` through the
+   updated D. This *non-saturating* loss has the same fixed point as the minimax game's
+   `log(1 - D(G(z)))`, but its gradient is strong exactly when D rejects the fakes, early in
+   training, where the minimax loss saturates (notebook 01).
+5. When `ema_decay` is set (not in the paper), move the moving average of G's weights, which
+   samples and exports then use, towards G.
+6. Report the mean losses and D's mean probabilities `D(x)` and `D(G(z))`.
+
+These are the losses of the default `compile(loss="non_saturating")`; another name from
+`kerasgan.losses` (e.g. `"least_squares"`) swaps the losses of steps 3 and 4 and nothing else. Both networks run in
+training mode in the step (batch norm on the batch's statistics); samples and exports run G in
+inference mode (its moving averages), so an image does not depend on the others in its batch.
 """
 
 import keras
-from keras import layers
+import tensorflow as tf
+from keras import layers, ops
 
+from kerasgan import losses
 from kerasgan.errors import ConfigError
-from kerasgan.models.gan import GAN, preset_config
+from kerasgan.models.gan import GAN, global_batch_mean, minimize, preset_config, regularization_loss
 from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
@@ -185,11 +215,11 @@ def discriminator_features(images, image_size=28, width=64, normalization="batch
 
 @keras.saving.register_keras_serializable(package="kerasgan")
 class DCGAN(GAN):
-    """A DCGAN: the base GAN's alternating `train_step` with DCGAN networks.
+    """A DCGAN: DCGAN networks trained with the original GAN game, one D step per G step.
 
-    DCGAN changes the architecture, not the game, so it adds no training logic to `GAN`; it is
-    its own class so that saved models say what they are and so that `DCGAN.from_preset` builds
-    both networks consistently.
+    `train_step` is the module docstring's algorithm, written out; `GAN` supplies what every
+    model shares (two optimizers, trackers, `generate()`, the EMA, serialization).
+    `DCGAN.from_preset` builds both networks consistently.
 
     Example:
         >>> gan = DCGAN.from_preset("default", image_size=28, channels=1, seed=0)
@@ -214,6 +244,46 @@ class DCGAN(GAN):
         )
         discriminator = build_discriminator(image_size, channels, config["discriminator_width"])
         return cls(generator, discriminator, latent_dim=config["latent_dim"], seed=seed)
+
+    def train_step(self, data):
+        # 1. A minibatch of real images; labels, if the dataset has them, are not used.
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real)[0]
+
+        # 2. Fresh latents and their fakes, outside D's tape: D's update stops at G's output.
+        fake = self.generator(self.sample_latent(batch_size), training=True)
+
+        # 3. Discriminator: real up, fake down. Averaged over the global batch (right under
+        #    tf.distribute), plus the weight penalties D's layers add.
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            d_loss = global_batch_mean(d_per_example) + regularization_loss(self.discriminator)
+        minimize(tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
+
+        # 4. Generator: fresh latents, fakes made inside the tape this time (the gradient flows
+        #    from D's score back through G), scored by the updated D; only G's weights move.
+        latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latent, training=True)
+            g_per_example = self.adversarial_loss.generator_loss(
+                self.discriminator(fake, training=True)
+            )
+            g_loss = global_batch_mean(g_per_example) + regularization_loss(self.generator)
+        minimize(tape, g_loss, self.g_optimizer, self.generator.trainable_variables)
+
+        # 5. The moving average of G's weights, when the model keeps one.
+        if self.generator_ema is not None:
+            self.update_generator_ema()
+
+        # 6. Per-replica means for the progress bar; D's scores as probabilities.
+        return self.update_trackers({
+            "d_loss": ops.mean(d_per_example),
+            "g_loss": ops.mean(g_per_example),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })
 
 
 RECIPE = Recipe(

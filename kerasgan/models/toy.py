@@ -5,15 +5,33 @@ visible at once: the real distribution (here a ring of Gaussian blobs), the gene
 and the discriminator's belief `D(x)` at every location. Notebook 01 uses these to show the
 game converging, the minimax loss saturating and the generator dropping modes.
 
-The networks are small multilayer perceptrons; the training step is the base `GAN`'s, unchanged:
-only the data and the architectures differ from an image GAN.
+The networks are small multilayer perceptrons. The training step is Algorithm 1 of Goodfellow
+et al., "Generative Adversarial Nets", 2014 (https://arxiv.org/abs/1406.2661), with one
+discriminator update per generator update (`k = 1`, as in the paper's experiments); the
+comments of `ToyGAN.train_step` carry these numbers:
+
+1. Take a minibatch of `m` real points `x`.
+2. Sample `m` noise vectors `z ~ N(0, I)` and make `m` fakes `G(z)`, outside D's gradient
+   tape: D's update needs no gradient through G.
+3. Update D by descending `1/m sum [-log D(x) - log(1 - D(G(z)))]`, i.e. ascending the game's
+   value `V(D, G)`.
+4. Sample `m` fresh `z` and update G through the updated D, by descending `1/m sum
+   log(1 - D(G(z)))` (`loss="minimax"`, the algorithm as printed) or `1/m sum -log D(G(z))`
+   (`loss="non_saturating"`, the default, which the paper's section 3 recommends because the
+   minimax loss saturates while D easily rejects the fakes).
+5. When `ema_decay` is set (not in the paper), move the moving average of G's weights towards G.
+6. Report the mean losses and D's mean probabilities `D(x)` and `D(G(z))`.
+
+DCGAN (`models/dcgan.py`) takes the same step with convolutional networks on images.
 """
 
 import keras
 import numpy as np
-from keras import layers
+import tensorflow as tf
+from keras import layers, ops
 
-from kerasgan.models.gan import GAN
+from kerasgan import losses
+from kerasgan.models.gan import GAN, global_batch_mean, minimize, regularization_loss
 
 
 def ring_of_gaussians(n, modes=8, radius=2.0, std=0.05, seed=None):
@@ -99,6 +117,45 @@ class ToyGAN(GAN):
 
     def default_optimizers(self):
         return keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5)
+
+    def train_step(self, data):
+        # 1. A minibatch of real points.
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real)[0]
+
+        # 2. Fresh noise and its fakes, outside D's tape: D's update stops at G's output.
+        fake = self.generator(self.sample_latent(batch_size), training=True)
+
+        # 3. Discriminator: real up, fake down (mean over the global batch, plus any weight
+        #    penalties D's layers add).
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            d_loss = global_batch_mean(d_per_example) + regularization_loss(self.discriminator)
+        minimize(tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
+
+        # 4. Generator: fresh noise, fakes made inside the tape, scored by the updated D.
+        latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator(latent, training=True)
+            g_per_example = self.adversarial_loss.generator_loss(
+                self.discriminator(fake, training=True)
+            )
+            g_loss = global_batch_mean(g_per_example) + regularization_loss(self.generator)
+        minimize(tape, g_loss, self.g_optimizer, self.generator.trainable_variables)
+
+        # 5. The moving average of G's weights, when the model keeps one.
+        if self.generator_ema is not None:
+            self.update_generator_ema()
+
+        # 6. The curves of notebook 01: both losses, D(x) and D(G(z)).
+        return self.update_trackers({
+            "d_loss": ops.mean(d_per_example),
+            "g_loss": ops.mean(g_per_example),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })
 
     def discriminator_map(self, extent=3.0, resolution=100):
         """D's probability of "real" on a grid over `[-extent, extent]^2`.

@@ -92,3 +92,68 @@ def test_ema_decay_out_of_range_is_a_clear_error():
     gan = DCGAN.from_preset("tiny")
     with pytest.raises(ConfigError, match="ema_decay"):
         DCGAN(gan.generator, gan.discriminator, ema_decay=1.5)
+
+
+# === The training step: written out in models/dcgan.py, as the paper's algorithm ===
+
+# The base GAN's hooks: a step that called one would hide a loss, a penalty or a network call
+# in another file.
+HOOKS = (
+    "unpack_batch", "discriminator_step", "generator_step", "discriminator_loss",
+    "generator_loss", "discriminator_penalty", "discriminate", "generator_inputs",
+    "score_logs", "regularization", "average", "apply_update",
+)
+
+
+def assert_step_is_written_out(gan, batch, monkeypatch):
+    """`gan.train_step` is its class's own and runs with every base-GAN hook refusing to be
+    called, and the comments of the step carry every numbered step of the module docstring."""
+    import inspect
+    import re
+    import sys
+
+    def refuse(name):
+        def hook(*args, **kwargs):
+            raise AssertionError(f"train_step called the hook {name}")
+        return hook
+
+    cls = type(gan)
+    assert "train_step" in vars(cls), f"{cls.__name__} inherits its train_step"
+    for name in HOOKS:
+        monkeypatch.setattr(gan, name, refuse(name), raising=False)
+    logs = gan.train_step(batch)
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert all(np.isfinite(float(value)) for value in logs.values())
+
+    docstring = sys.modules[cls.__module__].__doc__
+    numbered = re.findall(r"^(\d+)\. ", docstring, flags=re.MULTILINE)
+    assert len(numbered) >= 4, "the module docstring quotes the algorithm in numbered steps"
+    source = inspect.getsource(cls.train_step)
+    for number in numbered:
+        assert f"# {number}." in source, f"step {number} is not marked in train_step"
+
+
+def test_dcgan_writes_out_its_own_step_without_the_base_hooks(monkeypatch):
+    gan = DCGAN.from_preset("tiny", image_size=28, channels=1, seed=0)
+    gan.compile()
+    batch = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    assert_step_is_written_out(gan, batch, monkeypatch)
+
+
+def test_dcgan_step_ignores_labels_that_come_with_the_images(monkeypatch):
+    """A labelled dataset (MNIST's `(image, label)` pairs) trains the unconditional DCGAN on the
+    images alone: the same update as the images without labels."""
+    import keras
+    import tensorflow as tf
+
+    batch = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
+    results = []
+    for data in (tf.constant(batch), (tf.constant(batch), tf.constant([1, 2, 3, 4]))):
+        keras.utils.set_random_seed(0)  # the same initial weights for both
+        gan = DCGAN.from_preset("tiny", image_size=28, channels=1, seed=0)
+        gan.compile()
+        monkeypatch.setattr(gan, "unpack_batch", None, raising=False)
+        gan.train_step(data)
+        results.append(gan.generator.get_weights() + gan.discriminator.get_weights())
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)

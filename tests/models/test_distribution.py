@@ -30,9 +30,9 @@ fed = threading.local()
 
 class FedLatents(ToyGAN):
     # Latents arrive with the batch: (points, z for D, z for G), used in call order.
-    def unpack_batch(self, data):
+    def train_step(self, data):
         fed.latents = [data[1], data[2]]
-        return data[0], None
+        return super().train_step(data[0])
     def sample_latent(self, batch_size):
         return fed.latents.pop(0)
 

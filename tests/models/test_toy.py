@@ -31,3 +31,11 @@ def test_discriminator_map_is_a_probability_grid():
     xs, ys, probabilities = ToyGAN.build(seed=0).discriminator_map(extent=2.0, resolution=10)
     assert xs.shape == ys.shape == probabilities.shape == (10, 10)
     assert probabilities.min() >= 0 and probabilities.max() <= 1
+
+
+def test_toy_gan_writes_out_its_own_step_without_the_base_hooks(monkeypatch):
+    from tests.models.test_dcgan import assert_step_is_written_out
+
+    gan = ToyGAN.build(width=16, depth=2, seed=0)
+    gan.compile()
+    assert_step_is_written_out(gan, tf.constant(ring_of_gaussians(8, seed=0)), monkeypatch)
