@@ -31,16 +31,26 @@ and exports come from an **exponential moving average** of the generator's weigh
 half-life ramps up with training (at most 5% of the steps so far, this one included) as in
 StyleGAN2-ADA.
 
-One training step, as `StyleGAN.train_step` runs it:
+One training step, as `StyleGAN.train_step` runs it: StyleGAN2's training loop (Karras et al.,
+2020, section 3.1 "Lazy regularization"; the phases `Dmain`, `Dreg` and `Gmain` of the official
+StyleGAN2-ADA `training_loop.py`), the alternating updates of Goodfellow et al.'s Algorithm 1.
+With step counter `t`, reals `x` and `softplus(u) = log(1 + e^u)`:
 
-1. update `w_avg` with the mapping of fresh latents;
-2. D's main update on the real batch and fresh fakes (non-saturating loss);
-3. on steps that are multiples of `r1_interval`, D's R1 update on the same real batch;
-4. G's update through the updated D (non-saturating loss, style mixing inside G), then the
-   moving average.
+1. Draw `z`; track the truncation centre `w_avg <- beta w_avg + (1 - beta) mean f(z)`.
+2. Draw fresh `z` and make fakes `G(z)`, style-mixed inside G, outside D's tape.
+3. `Dmain`: one D update on `softplus(-D(x)) + softplus(D(G(z)))` (the non-saturating game).
+4. `Dreg`: if `t mod r1_interval == 0`, one more D update, on
+   `gamma/2 * r1_interval * ||grad_x D(x)||^2` (R1 on the same reals); nothing otherwise.
+5. `Gmain`: draw fresh `z` (mixed inside G again) and update G on `softplus(-D(G(z)))`
+   through the updated D.
+6. Update the EMA generator, `theta_ema <- beta_t theta_ema + (1 - beta_t) theta` with
+   `beta_t = min(ema_decay, 0.5 ** (1 / (0.05 (t + 1))))`; then `t <- t + 1`.
 
 (StyleGAN2's loop runs its generator phases before its discriminator phases; D first is the
-order of every GAN in this course, and the two orders are the same alternating game.)
+order of every GAN in this course, and the two orders are the same alternating game.) Losses are
+averaged over the global batch and any weight penalty a layer adds (`network.losses`) joins its
+network's loss, as in every step of the course; `evaluate()` runs `GAN.test_step`, both losses
+with no R1 and no update.
 
 What is faithful and what is not (choices for a 2-core CPU and a course):
 
@@ -90,7 +100,13 @@ from kerasgan.layers.style import (
     UnstackStyles,
     mix_styles,
 )
-from kerasgan.models.gan import GAN, preset_config
+from kerasgan.models.gan import (
+    GAN,
+    global_batch_mean,
+    minimize,
+    preset_config,
+    regularization_loss,
+)
 from kerasgan.recipes import Recipe
 
 SUPPORTED_RESOLUTIONS = (16, 32, 64, 128, 256)
@@ -415,8 +431,8 @@ class StyleGAN(GAN):
 
     def default_optimizers(self):
         """StyleGAN2's Adam: lr 0.002, betas (0, 0.99), eps 1e-8. D's is corrected for lazy R1,
-        which adds one D update (`r1_step`) every `r1_interval` steps, so that the per-step
-        decay of its moments matches an optimizer without the extra steps:
+        which adds one D update (step 4 of `train_step`) every `r1_interval` steps, so that the
+        per-step decay of its moments matches an optimizer without the extra steps:
         `c = interval / (interval + 1)`, lr * c, beta_2 ** c."""
         ratio = self.r1_interval / (self.r1_interval + 1.0)
         return (
@@ -427,47 +443,6 @@ class StyleGAN(GAN):
         )
 
     # --- the training step ---
-
-    def r1_step(self, real):
-        """Lazy R1 (StyleGAN2's `Dreg` phase): on steps that are multiples of `r1_interval`
-        (counting from 0), a discriminator update of its own on the real batch with the loss
-        `gamma/2 * r1_interval * ||grad_x D(x)||^2`; nothing on the other steps. Returns the
-        logs (`r1`: the unweighted mean of the last computed penalty).
-
-        A separate update, not a term added to the main loss, is what the optimizer correction
-        of `default_optimizers` assumes: D then takes `r1_interval + 1` Adam steps per
-        `r1_interval` training steps. `ops.cond` chooses inside the traced graph, so the
-        skipped steps never compute the input gradient (R1 roughly doubles a D step's cost).
-        """
-        if self.r1_gamma == 0.0:
-            return {}
-        weight = 0.5 * self.r1_gamma * self.r1_interval
-        variables = self.discriminator.trainable_variables
-        due = ops.equal(self.step % self.r1_interval, 0)
-
-        def regularize():
-            with tf.GradientTape() as tape:
-                r1 = losses.r1_penalty(lambda x: self.discriminate(x, None, True), real)
-                loss = self.average(weight * r1)
-                scaled = self.d_optimizer.scale_loss(loss)
-            # The logit's bias does not change the input gradient: a zero gradient, which Adam
-            # with beta_1 = 0 (StyleGAN2's) turns into no move.
-            gradients = tape.gradient(scaled, variables)
-            gradients = [
-                ops.zeros(v.shape, v.dtype) if g is None else g
-                for g, v in zip(gradients, variables)
-            ]
-            return gradients, ops.mean(r1)
-
-        def skip():
-            return [ops.zeros(v.shape, v.dtype) for v in variables], ops.cast(self.last_r1, "float32")
-
-        gradients, r1_mean = ops.cond(due, regularize, skip)
-        self.apply_update_if(due, gradients, self.d_optimizer, variables)
-        # Assigned outside the branch: under MirroredStrategy, updating a variable is a
-        # cross-replica merge, which TensorFlow refuses inside control flow.
-        self.last_r1.assign(r1_mean)
-        return {"r1": self.last_r1}
 
     def current_ema_decay(self):
         """StyleGAN2's EMA ramp-up: the average's half-life is at most `EMA_RAMPUP` (5%) of the
@@ -480,27 +455,78 @@ class StyleGAN(GAN):
         warm = ops.power(0.5, 1.0 / (EMA_RAMPUP * steps))
         return ops.minimum(ops.cast(self.ema_decay, "float32"), warm)
 
-    def update_w_average(self, batch_size):
-        """`w_avg <- beta * w_avg + (1 - beta) * mean_z f(z)`, on fresh latents.
+    def train_step(self, data):
+        """One step of StyleGAN2's training loop (the numbered steps of the module docstring)."""
+        # StyleGAN is unconditional: labels, if the dataset holds any, are not used.
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch_size = ops.shape(real)[0]
+        d_variables = self.discriminator.trainable_variables
 
-        The EMA generator's `w_avg` is copied from here at every EMA update (non-trainable
-        weights are copied, not averaged).
-        """
+        # 1. Track w_avg, the truncation centre, on fresh latents (no update of the mapping).
         mapping = self.mapping_of(self.generator)
         w = mapping(self.sample_latent(batch_size), training=False)
         mapping.update_average(w, self.w_avg_beta)
 
-    def train_step(self, data):
-        real, condition = self.unpack_batch(data)
-        batch_size = ops.shape(real)[0]
-        # 1. Track the average w (the truncation centre) on fresh latents.
-        self.update_w_average(batch_size)
-        # 2. D's main update: non-saturating loss on reals and fresh (style-mixed) fakes.
-        logs = self.discriminator_step(real, condition)
-        # 3. Lazy R1, every `r1_interval` steps, as its own D update.
-        logs.update(self.r1_step(real))
-        # 4. G's update through the updated D, then the EMA generator.
-        logs.update(self.generator_step(batch_size, condition))
+        # 2. Fresh fakes, made outside D's tape: D's update needs no gradient through G. Style
+        #    mixing happens inside G (its StyleMixing layer, active in training mode only).
+        fake = self.generator(self.sample_latent(batch_size), training=True)
+
+        # 3. D's main update (Dmain): the non-saturating game's D loss, real up, fake down.
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            d_total = global_batch_mean(d_loss) + regularization_loss(self.discriminator)
+        minimize(tape, d_total, self.d_optimizer, d_variables)
+        logs = {
+            "d_loss": ops.mean(d_loss),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        }
+
+        # 4. Lazy R1 (Dreg): on steps that are multiples of r1_interval, a D update of its own
+        #    on the same reals, weighted by the interval. `ops.cond` chooses inside the graph,
+        #    so the other steps never compute the input gradient (R1 roughly doubles a D step).
+        if self.r1_gamma > 0.0:
+            due = ops.equal(self.step % self.r1_interval, 0)
+
+            def r1_update():
+                with tf.GradientTape() as tape:
+                    r1 = losses.r1_penalty(lambda x: self.discriminator(x, training=True), real)
+                    r1_loss = global_batch_mean(0.5 * self.r1_gamma * self.r1_interval * r1)
+                    scaled = self.d_optimizer.scale_loss(r1_loss)
+                # The logit's bias does not change the input gradient: a zero gradient, which
+                # Adam with beta_1 = 0 (StyleGAN2's) turns into no move.
+                gradients = tape.gradient(scaled, d_variables)
+                gradients = [
+                    ops.zeros(v.shape, v.dtype) if g is None else g
+                    for g, v in zip(gradients, d_variables)
+                ]
+                return gradients, ops.mean(r1)
+
+            def no_update():
+                zeros = [ops.zeros(v.shape, v.dtype) for v in d_variables]
+                return zeros, ops.cast(self.last_r1, "float32")
+
+            gradients, r1_mean = ops.cond(due, r1_update, no_update)
+            self.apply_update_if(due, gradients, self.d_optimizer, d_variables)
+            # Assigned outside the branch: under MirroredStrategy, updating a variable is a
+            # cross-replica merge, which TensorFlow refuses inside control flow.
+            self.last_r1.assign(r1_mean)
+            logs["r1"] = self.last_r1
+
+        # 5. G's update (Gmain) through the updated D, on fresh latents (mixed inside G again).
+        latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(latent, training=True), training=True)
+            g_loss = self.adversarial_loss.generator_loss(fake_logits)
+            g_total = global_batch_mean(g_loss) + regularization_loss(self.generator)
+        minimize(tape, g_total, self.g_optimizer, self.generator.trainable_variables)
+        logs["g_loss"] = ops.mean(g_loss)
+
+        # 6. The moving average of G, its decay ramped up (`current_ema_decay`); count the step.
+        if self.generator_ema is not None:
+            self.update_generator_ema()
         self.step.assign_add(1)
         return self.update_trackers(logs)
 

@@ -161,34 +161,51 @@ def test_style_mixing_is_active_in_training_only():
 # --- lazy R1 ---
 
 
+HOOKS = (
+    "unpack_batch", "discriminator_step", "generator_step", "generator_inputs", "discriminate",
+    "discriminator_loss", "generator_loss", "discriminator_penalty", "regularization",
+    "score_logs", "apply_update", "average",
+)
+
+
+def noise_batch(n=4, size=16, seed=0):
+    return tf.constant(np.random.default_rng(seed).uniform(-1, 1, (n, size, size, 3)).astype("float32"))
+
+
+@pytest.mark.parametrize("step", [0, 1], ids=["r1_due", "r1_not_due"])
+def test_train_step_is_written_out_and_calls_no_hook(step):
+    """The step is StyleGAN's own: it trains with every base-class hook broken (no hook hides a
+    loss, a penalty or a network call), and reports the usual logs."""
+    gan = tiny(r1_interval=2)
+    gan.compile()
+    gan.step.assign(step)
+
+    def broken(*args, **kwargs):
+        raise AssertionError("StyleGAN.train_step called a GAN hook")
+
+    for name in HOOKS:
+        setattr(gan, name, broken)
+    logs = gan.train_step(noise_batch())
+    assert set(logs) == {"d_loss", "g_loss", "d_real", "d_fake", "r1"}
+    assert all(np.isfinite(float(value)) for value in logs.values()), logs
+    assert int(gan.step.numpy()) == step + 1
+
+
 def test_lazy_r1_is_a_separate_discriminator_update_on_multiples_of_the_interval():
-    """R1 is its own D update (StyleGAN2's `Dreg`), weighted by the interval, on steps 0, 4, 8;
-    the main D loss never holds it."""
+    """R1 is its own D update (StyleGAN2's `Dreg`) on steps 0, 4, 8: D's optimizer then steps
+    twice in one training step, and only those steps compute (and report) a new penalty.
+    (Its exact loss, `gamma/2 * interval * ||grad_x D(x)||^2` on the reals after the main
+    update, is pinned by tests/models/test_reference_steps.py.)"""
     gan = tiny(r1_gamma=10.0, r1_interval=4)
     gan.compile(d_optimizer=keras.optimizers.SGD(0.01))
-    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 16, 16, 3)).astype("float32"))
-    fake = np.random.default_rng(1).uniform(-1, 1, (4, 16, 16, 3)).astype("float32")
-    from kerasgan import losses
-
+    real = noise_batch()
     for step in range(9):
-        gan.step.assign(step)
-        plain = float(np.mean(losses.minimax_discriminator_loss(gan.discriminator(real), gan.discriminator(fake))))
-        np.testing.assert_allclose(float(gan.discriminator_loss(real, fake, None)[0]), plain, rtol=1e-5)
-        weights = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
-        with tf.GradientTape() as tape:
-            r1 = losses.r1_penalty(lambda x: gan.discriminator(x, training=True), real)
-            expected_loss = tf.reduce_mean(0.5 * 10.0 * 4 * r1)
-        gradients = tape.gradient(expected_loss, gan.discriminator.trainable_weights)
+        gan.last_r1.assign(-1.0)
         iterations = int(gan.d_optimizer.iterations.numpy())
-        logs = gan.r1_step(real)
+        gan.train_step(real)
         due = step % 4 == 0
-        assert int(gan.d_optimizer.iterations.numpy()) == iterations + due
-        for weight, old, gradient in zip(gan.discriminator.trainable_weights, weights, gradients):
-            expected = old - 0.01 * np.asarray(gradient if gradient is not None else 0.0) if due else old
-            np.testing.assert_allclose(weight.numpy(), expected, rtol=1e-4, atol=1e-6)
-        if due:
-            np.testing.assert_allclose(float(logs["r1"]), float(np.mean(r1)), rtol=1e-4)
-
+        assert int(gan.d_optimizer.iterations.numpy()) == iterations + 1 + due
+        assert (float(gan.last_r1.numpy()) > 0.0) if due else float(gan.last_r1.numpy()) == -1.0
 
 def test_lazy_r1_cadence_during_fit():
     """In the traced step, the counter advances once per step and R1 runs on steps 0, 3, 6
@@ -212,9 +229,9 @@ def test_lazy_r1_cadence_during_fit():
 def test_r1_gamma_zero_disables_the_penalty():
     gan = tiny(r1_gamma=0.0)
     gan.compile()
-    real = np.zeros((4, 16, 16, 3), "float32")
-    assert gan.r1_step(real) == {}
-    assert int(gan.d_optimizer.iterations.numpy()) == 0
+    logs = gan.train_step(noise_batch())  # step 0: R1 would be due
+    assert int(gan.d_optimizer.iterations.numpy()) == 1
+    assert float(logs["r1"]) == 0.0 and float(gan.last_r1.numpy()) == 0.0
 
 
 def test_lazy_r1_corrects_the_discriminator_optimizer():
@@ -230,15 +247,18 @@ def test_lazy_r1_corrects_the_discriminator_optimizer():
 
 
 def test_w_average_follows_its_moving_average():
+    """Step 1 of the training step: `w_avg` moves towards the mean `w` of the first latents
+    the step draws, mapped before any update."""
     gan = tiny(w_avg_beta=0.5)
+    gan.compile()
     mapping = gan.mapping_of(gan.generator)
     assert np.all(mapping.w_avg.numpy() == 0)
-    # Replay the latents `update_w_average` draws from the model's stream.
+    # Replay the latents the step draws first from the model's stream.
     replay = keras.random.SeedGenerator(0)
     replay.state.assign(gan.seed_generator.state.numpy())
     latent = keras.random.normal((4, gan.latent_dim), seed=replay)
     expected = 0.5 * keras.ops.convert_to_numpy(mapping(latent)).mean(axis=0)
-    gan.update_w_average(4)
+    gan.train_step(noise_batch())
     np.testing.assert_allclose(mapping.w_avg.numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
