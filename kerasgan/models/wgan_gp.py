@@ -27,7 +27,28 @@ samples, so WGAN-GP penalises the deviation there instead:
 with `lambda = 10` (`kerasgan.losses.gradient_penalty`, computed in float32 under any precision
 policy: a squared gradient norm of a bfloat16 network would lose its precision).
 
-**The paper's recipe (Algorithm 1), as built here:**
+**Algorithm 1** of Gulrajani et al. (defaults `lambda = 10`, `n_critic = 5`, Adam with
+`alpha = 1e-4`, `beta_1 = 0`, `beta_2 = 0.9`); `WGANGP.train_step` is one pass of its loop, and
+its comments carry these numbers:
+
+    1: while theta has not converged do
+    2:     for t = 1, ..., n_critic do
+    3:         for i = 1, ..., m do
+    4:             Sample real data x ~ P_r, latent variable z ~ p(z), a random number
+                   eps ~ U[0, 1].
+    5:             x~ <- G_theta(z)
+    6:             x^ <- eps x + (1 - eps) x~
+    7:             L(i) <- D_w(x~) - D_w(x) + lambda (||grad_x^ D_w(x^)||_2 - 1)^2
+    8:         end for
+    9:         w <- Adam(grad_w (1/m) sum_i L(i), w, alpha, beta_1, beta_2)
+    10:    end for
+    11:    Sample a batch of latent variables {z(i)}, i = 1..m, ~ p(z).
+    12:    theta <- Adam(grad_theta (1/m) sum_i -D_w(G_theta(z(i))), theta, alpha, beta_1, beta_2)
+    13: end while
+
+The inner loop over `i` is the batch dimension: every line runs on `m` examples at once.
+
+**The paper's recipe, as built here:**
 
 * `n_critic = 5` critic updates per generator update: the distance estimate is only useful
   if the critic is close to optimal for the current G.
@@ -70,12 +91,13 @@ settings.
 import math
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.models import dcgan
-from kerasgan.models.gan import GAN, preset_config
+from kerasgan.models.gan import GAN, global_batch_mean, minimize, preset_config, regularization_loss
 from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
@@ -178,7 +200,7 @@ class WGANGP(GAN):
 
     @property
     def critic(self):
-        """The critic (stored as `discriminator`, the name every GAN hook uses)."""
+        """The critic (stored as `discriminator`, the name the base `GAN` gives it)."""
         return self.discriminator
 
     @classmethod
@@ -212,29 +234,6 @@ class WGANGP(GAN):
     # twice their learning rate, which trains faster in a CPU-sized budget (module docstring).
     default_adam_settings = ({"learning_rate": 2e-4, "beta_1": 0.0, "beta_2": 0.9},) * 2
 
-    # === Hooks: the penalty and what to report ===
-
-    def discriminator_penalty(self, real, fake, condition):
-        """`lambda * (||grad C(x_hat)|| - 1)^2` per example, and its unweighted mean and the
-        mean gradient norm for the logs (computed in float32 by `losses.gradient_penalty`)."""
-        if self.gp_weight == 0.0:
-            return None, {}
-        penalties, norms = losses.gradient_penalty(
-            lambda images: self.discriminate(images, condition, training=True),
-            real,
-            fake,
-            seed=self.seed_generator,
-            return_norms=True,
-        )
-        logs = {"gradient_penalty": ops.mean(penalties), "gradient_norm": ops.mean(norms)}
-        return self.gp_weight * penalties, logs
-
-    def score_logs(self, real_logits, fake_logits):
-        """The critic's mean scores and their difference, the Wasserstein estimate."""
-        real = ops.mean(ops.cast(real_logits, "float32"))
-        fake = ops.mean(ops.cast(fake_logits, "float32"))
-        return {"critic_real": real, "critic_fake": fake, "wasserstein": real - fake}
-
     # === The training step ===
 
     def critic_slice(self, data, step):
@@ -251,13 +250,87 @@ class WGANGP(GAN):
         return ops.take(data, indices, axis=0)
 
     def train_step(self, data):
-        real, condition = self.unpack_batch(data)
-        for step in range(self.n_critic):  # unrolled: n_critic is a small constant
-            real_slice = self.critic_slice(real, step)
-            condition_slice = None if condition is None else self.critic_slice(condition, step)
-            self.update_trackers(self.discriminator_step(real_slice, condition_slice))
-        logs = self.generator_step(ops.shape(real_slice)[0], condition_slice)
-        return self.update_trackers(logs)
+        """One iteration of Algorithm 1: `n_critic` critic updates, then one of the generator."""
+        # Labels, when the dataset has them, play no part in an unconditional WGAN-GP.
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        for t in range(self.n_critic):  # 2: unrolled, n_critic is a small constant
+            x = self.critic_slice(real, t)  # 4: fresh reals, m of them, for every update
+            m = ops.shape(x)[0]
+            z = self.sample_latent(m)  # 4: fresh z
+            # 5: the fakes are made outside the tape: the critic's update cannot reach G.
+            fake = self.generator(z, training=True)
+            with tf.GradientTape() as tape:
+                real_scores = self.critic(x, training=True)
+                fake_scores = self.critic(fake, training=True)
+                # 7: C(x~) - C(x) per example (the Wasserstein critic loss, unless compiled
+                # with another), in float32...
+                critic_loss = self.adversarial_loss.discriminator_loss(real_scores, fake_scores)
+                logs = {}
+                if self.gp_weight > 0:  # (lambda = 0 skips the penalty's extra backward pass)
+                    # 4, 6: eps ~ U[0, 1] per example; the penalty is taken at the interpolates
+                    # x^ = eps * x + (1 - eps) * x~, in float32 whatever the policy.
+                    eps = keras.random.uniform((m, 1, 1, 1), seed=self.seed_generator)
+                    penalty, norm = losses.gradient_penalty(
+                        lambda x_hat: self.critic(x_hat, training=True), x, fake,
+                        epsilon=eps, return_norms=True,
+                    )
+                    # 7: ...+ lambda * (||grad C(x^)|| - 1)^2.
+                    critic_loss = critic_loss + self.gp_weight * penalty
+                    logs = {"gradient_penalty": ops.mean(penalty), "gradient_norm": ops.mean(norm)}
+                # 9: the mean over the (global) batch, plus any weight penalty C's layers add.
+                loss = global_batch_mean(critic_loss) + regularization_loss(self.critic)
+            minimize(tape, loss, self.d_optimizer, self.critic.trainable_variables)  # 9
+            real_score = ops.mean(ops.cast(real_scores, "float32"))
+            fake_score = ops.mean(ops.cast(fake_scores, "float32"))
+            self.update_trackers({
+                "d_loss": ops.mean(critic_loss), "critic_real": real_score,
+                "critic_fake": fake_score, "wasserstein": real_score - fake_score, **logs,
+            })
+        # 11: fresh z, as many as the last critic update had reals.
+        z = self.sample_latent(m)
+        with tf.GradientTape() as tape:
+            # 12: -C(G(z)) through the updated critic (the Wasserstein generator loss).
+            fake_scores = self.critic(self.generator(z, training=True), training=True)
+            generator_loss = self.adversarial_loss.generator_loss(fake_scores)
+            loss = global_batch_mean(generator_loss) + regularization_loss(self.generator)
+        minimize(tape, loss, self.g_optimizer, self.generator.trainable_variables)  # 12
+        if self.generator_ema is not None:  # not in the paper: an optional average of G to sample
+            self.update_generator_ema()
+        return self.update_trackers({"g_loss": ops.mean(generator_loss)})
+
+    def test_step(self, data):
+        """Both losses on a held-out batch: both networks in inference mode, no penalty (an
+        input-gradient pass that evaluating does not need), no update, so no variable changes
+        (only the seed generator, which draws the latents)."""
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        z = self.sample_latent(ops.shape(real)[0])
+        fake = self.generator(z, training=False)
+        real_scores = self.critic(real, training=False)
+        fake_scores = self.critic(fake, training=False)
+        real_score = ops.mean(ops.cast(real_scores, "float32"))
+        fake_score = ops.mean(ops.cast(fake_scores, "float32"))
+        return self.update_trackers({
+            "d_loss": ops.mean(self.adversarial_loss.discriminator_loss(real_scores, fake_scores)),
+            "g_loss": ops.mean(self.adversarial_loss.generator_loss(fake_scores)),
+            "critic_real": real_score, "critic_fake": fake_score,
+            "wasserstein": real_score - fake_score,
+        })
+
+    # === For the base class's helpers ===
+
+    def discriminator_penalty(self, real, fake, condition):
+        """`lambda * (||grad C(x_hat)|| - 1)^2` per example, and its unweighted mean and the
+        mean gradient norm. `train_step` does not call it: it is for the base class's
+        `GAN.discriminator_loss` in training mode (the test battery's frozen-generator test
+        calls it), so the critic's loss there includes the penalty, as in `train_step`."""
+        if self.gp_weight == 0.0:
+            return None, {}
+        penalties, norms = losses.gradient_penalty(
+            lambda images: self.critic(images, training=True), real, fake,
+            seed=self.seed_generator, return_norms=True,
+        )
+        logs = {"gradient_penalty": ops.mean(penalties), "gradient_norm": ops.mean(norms)}
+        return self.gp_weight * penalties, logs
 
     # === Serialization ===
 

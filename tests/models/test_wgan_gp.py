@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.models.wgan_gp import CONFIGS, WGANGP, build_critic
 from tests.models.gan_battery import GANBattery, train_and_resume
@@ -22,41 +23,115 @@ def fit_history(gan, steps=2, epochs=2, batch_size=8):
     return gan.fit(data, epochs=epochs, verbose=0).history
 
 
-def linear_wgan(weights, gp_weight=10.0):
-    """A WGAN-GP whose critic is f(x) = w . x + b, with gradient norm ||w|| everywhere."""
+LR = 0.01
+
+
+def linear_wgan(weights, gp_weight=10.0, n_critic=1):
+    """A WGAN-GP whose critic is f(x) = w . x + b, with gradient norm ||w|| everywhere, trained
+    with plain SGD so an update is exactly `w - lr * grad` (same generator for every call)."""
+    keras.utils.set_random_seed(0)
     critic = keras.Sequential(
         [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(1)], name="critic"
     )
     critic.layers[-1].kernel.assign(weights.reshape(-1, 1))
     generator = WGANGP.from_preset("tiny").generator
-    gan = WGANGP(generator, critic, gp_weight=gp_weight, seed=0)
-    gan.compile()
+    gan = WGANGP(generator, critic, gp_weight=gp_weight, n_critic=n_critic, seed=0)
+    gan.compile(g_optimizer=keras.optimizers.SGD(LR), d_optimizer=keras.optimizers.SGD(LR))
     return gan
+
+
+def real_images(n=4, seed=1):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, 28, 28, 1)).astype("float32")
+
+
+def spy_on_penalty(monkeypatch):
+    """Record every `losses.gradient_penalty` the model computes (its output dtype)."""
+    computed = []
+    gradient_penalty = losses.gradient_penalty
+
+    def spy(*args, **kwargs):
+        result = gradient_penalty(*args, **kwargs)
+        penalties = result[0] if isinstance(result, tuple) else result
+        computed.append(keras.backend.standardize_dtype(penalties.dtype))
+        return result
+
+    monkeypatch.setattr(losses, "gradient_penalty", spy)
+    return computed
 
 
 def test_penalty_of_a_linear_critic_is_lambda_times_squared_norm_distance():
     weights = np.random.default_rng(0).normal(size=(28, 28, 1)).astype("float32") * 0.1
     norm = float(np.linalg.norm(weights))  # ~2.8
     gan = linear_wgan(weights, gp_weight=10.0)
-    real = np.random.default_rng(1).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
-    fake = np.random.default_rng(2).uniform(-1, 1, (4, 28, 28, 1)).astype("float32")
-    penalty, logs = gan.discriminator_penalty(real, fake, None)
-    np.testing.assert_allclose(penalty, [10.0 * (norm - 1.0) ** 2] * 4, rtol=1e-4)
+    logs = gan.train_step(real_images())  # one critic update (n_critic=1), then G's
     np.testing.assert_allclose(float(logs["gradient_norm"]), norm, rtol=1e-5)
     np.testing.assert_allclose(float(logs["gradient_penalty"]), (norm - 1.0) ** 2, rtol=1e-4)
     # ...and it is part of the critic's loss: L = C(G(z)) - C(x) + lambda * GP.
-    real_scores = gan.critic(real)[:, 0].numpy()
-    fake_scores = gan.critic(fake)[:, 0].numpy()
-    loss, _ = gan.discriminator_loss(real, fake, None)
-    expected = np.mean(fake_scores - real_scores + 10.0 * (norm - 1.0) ** 2)
-    np.testing.assert_allclose(float(loss), expected, rtol=1e-4)
+    expected = float(logs["critic_fake"]) - float(logs["critic_real"]) + 10.0 * (norm - 1.0) ** 2
+    np.testing.assert_allclose(float(logs["d_loss"]), expected, rtol=1e-4)
+    # ...and of its gradient: the same step without the penalty (same draws of z) moves w by
+    # lr * lambda * d(||w|| - 1)^2/dw = lr * lambda * 2 (||w|| - 1) w / ||w|| less.
+    unpenalized = linear_wgan(weights, gp_weight=0.0)
+    unpenalized.train_step(real_images())
+    difference = gan.critic.layers[-1].kernel.numpy() - unpenalized.critic.layers[-1].kernel.numpy()
+    expected = -LR * 10.0 * 2.0 * (norm - 1.0) * weights.reshape(-1, 1) / norm
+    np.testing.assert_allclose(difference, expected, rtol=1e-3, atol=1e-7)
+    # The hook the base class's `discriminator_loss` still adds (the test battery calls it)
+    # computes the same penalty (for the critic's weights as they are now).
+    norm = float(np.linalg.norm(gan.critic.layers[-1].kernel.numpy()))
+    penalty, _ = gan.discriminator_penalty(real_images(), real_images(seed=2), None)
+    np.testing.assert_allclose(penalty, [10.0 * (norm - 1.0) ** 2] * 4, rtol=1e-4)
 
 
-def test_no_penalty_when_its_weight_is_zero():
-    gan = linear_wgan(np.ones((28, 28, 1), "float32"), gp_weight=0.0)
-    assert gan.discriminator_penalty(np.zeros((2, 28, 28, 1)), np.zeros((2, 28, 28, 1)), None) == (
-        None, {}
+def test_no_penalty_when_its_weight_is_zero(monkeypatch):
+    computed = spy_on_penalty(monkeypatch)
+    gan = linear_wgan(np.full((28, 28, 1), 0.01, "float32"), gp_weight=0.0)
+    logs = gan.train_step(real_images())
+    assert computed == []  # not even the input-gradient pass
+    np.testing.assert_allclose(
+        float(logs["d_loss"]), float(logs["critic_fake"]) - float(logs["critic_real"]), rtol=1e-5
     )
+    assert float(logs["gradient_norm"]) == 0.0 and float(logs["gradient_penalty"]) == 0.0
+
+
+# The base class's hooks the old step went through; the written-out steps call none of them.
+HOOKS = (
+    "discriminator_step", "generator_step", "discriminator_loss", "generator_loss",
+    "discriminator_penalty", "discriminate", "generator_inputs", "score_logs", "unpack_batch",
+    "regularization", "apply_update", "average",
+)
+
+
+def test_train_and_test_steps_are_written_out_and_call_no_hook():
+    """Every loss, penalty and network call of a step is in `wgan_gp.py` itself."""
+    gan = WGANGP.from_preset("tiny", seed=0)
+    gan.compile()
+    for name in HOOKS:
+        def refuse(*args, name=name, **kwargs):
+            raise AssertionError(f"the step called the hook {name}")
+
+        setattr(gan, name, refuse)
+    history = fit_history(gan, steps=1, epochs=1)
+    assert int(gan.d_optimizer.iterations) == gan.n_critic and int(gan.g_optimizer.iterations) == 1
+    assert np.isfinite(history["d_loss"][0]) and np.isfinite(history["g_loss"][0])
+    logs = gan.evaluate(real_images(8), verbose=0, return_dict=True)
+    assert np.isfinite(logs["d_loss"]) and np.isfinite(logs["g_loss"])
+
+
+def test_evaluate_reports_both_losses_without_penalty(monkeypatch):
+    """`test_step` (its inference mode is checked in test_reference_steps.py): no penalty, and
+    the losses of the held-out batch, `d_loss = mean C(G(z)) - mean C(x)`, `g_loss = -mean
+    C(G(z))`, with the critic's scores and their difference."""
+    computed = spy_on_penalty(monkeypatch)
+    gan = WGANGP.from_preset("tiny", seed=0)
+    gan.compile()
+    logs = gan.evaluate(real_images(8), verbose=0, return_dict=True)
+    assert computed == []
+    real, fake = logs["critic_real"], logs["critic_fake"]
+    np.testing.assert_allclose(logs["d_loss"], fake - real, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logs["wasserstein"], real - fake, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(logs["g_loss"], -fake, rtol=1e-5, atol=1e-6)
+    assert logs["gradient_norm"] == 0.0  # not evaluated
 
 
 def test_n_critic_critic_updates_per_generator_update():
@@ -95,7 +170,8 @@ def test_metrics_report_the_wasserstein_estimate_and_the_penalty():
     assert "d_real" not in history  # probabilities mean nothing for a critic
 
 
-def test_training_is_finite_under_mixed_bfloat16():
+def test_training_is_finite_under_mixed_bfloat16(monkeypatch):
+    computed = spy_on_penalty(monkeypatch)
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
     gan = WGANGP.from_preset("tiny", seed=0, normalization="layer")
     gan.compile()
@@ -105,10 +181,7 @@ def test_training_is_finite_under_mixed_bfloat16():
         values = np.asarray(history[key])
         assert np.all(np.isfinite(values)), (key, values)
     assert np.ptp(history["d_loss"]) > 0
-    penalty, _ = gan.discriminator_penalty(
-        np.zeros((2, 28, 28, 1), "float32"), np.ones((2, 28, 28, 1), "float32"), None
-    )
-    assert penalty.dtype == "float32"
+    assert computed and set(computed) == {"float32"}  # the penalty, whatever the policy
 
 
 def test_adam_with_the_papers_betas_and_the_wasserstein_loss_are_the_defaults():
