@@ -9,14 +9,18 @@ D, which scores images as real or fake. Each training step alternates two update
 2. **Generator step.** Draw fresh z and move G so that D scores its fakes as real:
    `L_G = E_z[l_G(D(G(z)))]`.
 
-Which `l_D`/`l_G` is a choice (`kerasgan.losses`); everything else here is shared by every GAN
-in the course. Conditional, Wasserstein, cycle-consistent and style-based GANs extend `GAN`
-through a handful of small hooks rather than copying the training step:
+Which `l_D`/`l_G` is a choice (`kerasgan.losses`). Every model of the course writes its own
+`train_step` out in its own file (`dcgan.py`, `wgan_gp.py`, ...), as its paper's algorithm:
+that step is the lesson. This file keeps what no lesson needs to show: `compile` with two
+optimizers, the metric trackers, `generate()`, the moving average of G, export functions, and
+three small functions every step calls (`global_batch_mean`, `regularization_loss`,
+`minimize`).
 
-* `unpack_batch(data)` -> `(images, condition)`: what a dataset element holds.
-* `generator_inputs(z, condition)` / `discriminate(images, condition)`: how conditions reach G/D.
-* `discriminator_penalty(real, fake, condition)`: extra per-example terms (gradient penalty, R1).
-* `score_logs(real_logits, fake_logits)`: what to report about D's scores.
+`GAN.train_step` below is the same algorithm for a plain unconditional GAN, with a few hooks
+(`unpack_batch`, `generator_inputs`, `discriminate`, `discriminator_loss`, `generator_loss`,
+`discriminator_penalty`). They remain for the code that must compute any model's losses without
+training it (the `GANDiagnostics` callback, the test battery) and for CycleGAN until it becomes
+a model of its own; a model's own `train_step` calls none of them.
 
 Three details that are easy to get wrong, and why this file does what it does:
 
