@@ -453,17 +453,27 @@ class GAN(keras.Model):
         rng = np.random.default_rng(seed)
         return rng.standard_normal((n, latent_dim)).astype("float32")
 
-    def generate(self, n, seed=None, batch_size=256):
+    def generate(self, n, *, seed=None, labels=None, truncation=None, batch_size=256):
         """Draw `n` images from G in inference mode.
+
+        Every model of the course takes the same call, keyword-only after `n`, so that
+        `generate(16, seed=3)` means the same on all of them; conditional models read `labels`,
+        models with a truncation trick read `truncation`, and the others refuse them.
 
         Args:
             n: number of images.
             seed: seed of the latent vectors (same seed, same images).
+            labels: class ids, for class-conditional models only.
+            truncation: the truncation trick's strength, for models that have one.
             batch_size: images per forward pass.
 
         Returns:
             float32 NumPy array `[n, H, W, C]` in `[-1, 1]`.
+
+        Raises:
+            ConfigError: `labels` or `truncation` given to a model without them.
         """
+        refuse_generate_options(self, labels=labels, truncation=truncation)
         return self.generate_from_latent(self.latent_batch(n, self.latent_dim, seed), batch_size)
 
     def generate_from_latent(self, latent, batch_size=256, condition=None):
@@ -534,6 +544,17 @@ class GAN(keras.Model):
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
             d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
             loss=config["loss"],
+        )
+
+
+def refuse_generate_options(model, **options):
+    """Raise `ConfigError` for any of `options` (e.g. `labels=`) that is given (not None): the
+    model's `generate` takes the shared signature but has no use for them."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise ConfigError(
+            f"{type(model).__name__}.generate takes no {' or '.join(given)}"
+            + (" (it is not class-conditional)" if "labels" in given else "")
         )
 
 

@@ -105,6 +105,7 @@ from kerasgan.models.gan import (
     global_batch_mean,
     minimize,
     preset_config,
+    refuse_generate_options,
     regularization_loss,
 )
 from kerasgan.recipes import Recipe
@@ -348,7 +349,7 @@ class StyleGAN(GAN):
         >>> gan = StyleGAN.from_preset("default", image_size=32, channels=3, seed=0)
         >>> gan.compile()
         >>> gan.fit(batches, epochs=30)
-        >>> gan.generate(16, seed=0, truncation_psi=0.7)
+        >>> gan.generate(16, seed=0, truncation=0.7)
         >>> gan.mix(rows_z, cols_z, crossover=4)   # coarse styles from rows, the rest from cols
     """
 
@@ -559,23 +560,28 @@ class StyleGAN(GAN):
             )
         return latent
 
-    def generate(self, n, seed=None, batch_size=256, truncation_psi=1.0, random_noise=False):
+    def generate(
+        self, n, *, seed=None, labels=None, truncation=None, batch_size=256, random_noise=False
+    ):
         """Draw `n` images from the EMA generator.
 
         Args:
             n: number of images.
             seed: seed of the latent vectors.
+            labels: not used by this unconditional model (a `ConfigError` if given).
+            truncation: psi of `w' = w_avg + psi (w - w_avg)`; None or 1 is no truncation, 0
+                the average image, 0.5-0.8 typical. Must be in `PSI_RANGE`.
             batch_size: images per forward pass.
-            truncation_psi: `w' = w_avg + psi (w - w_avg)`; 1 is no truncation, 0 the average
-                image, 0.5-0.8 typical. Must be in `PSI_RANGE`.
             random_noise: fresh noise maps instead of the fixed ones.
 
         Returns:
             float32 NumPy array `[n, H, W, C]` in `[-1, 1]`.
         """
+        refuse_generate_options(self, labels=labels)
         latent = self.latent_batch(n, self.latent_dim, seed)
+        psi = 1.0 if truncation is None else truncation
         return self.generate_from_latent(
-            latent, batch_size, truncation_psi=truncation_psi, random_noise=random_noise
+            latent, batch_size, truncation_psi=psi, random_noise=random_noise
         )
 
     def generate_from_latent(

@@ -95,10 +95,10 @@ def test_mapping_network_inside_the_generator():
 def test_truncation_zero_gives_the_average_image_for_any_latent(trained):
     gan = trained
     assert np.abs(gan.w_avg).max() > 0
-    images = gan.generate(6, seed=1, truncation_psi=0.0)
+    images = gan.generate(6, seed=1, truncation=0.0)
     for image in images[1:]:
         np.testing.assert_allclose(image, images[0], atol=1e-6)
-    other = gan.generate(2, seed=99, truncation_psi=0.0)
+    other = gan.generate(2, seed=99, truncation=0.0)
     np.testing.assert_allclose(other[0], images[0], atol=1e-6)
     # and psi=1 is no truncation at all: the plain generator call
     latent = gan.latent_batch(3, gan.latent_dim, 5)
@@ -108,9 +108,9 @@ def test_truncation_zero_gives_the_average_image_for_any_latent(trained):
 
 def test_truncation_moves_images_towards_the_average(trained):
     gan = trained
-    average = gan.generate(1, seed=0, truncation_psi=0.0)[0]
+    average = gan.generate(1, seed=0, truncation=0.0)[0]
     distance = [
-        np.abs(gan.generate(8, seed=2, truncation_psi=psi) - average).mean() for psi in (1.0, 0.5, 0.1)
+        np.abs(gan.generate(8, seed=2, truncation=psi) - average).mean() for psi in (1.0, 0.5, 0.1)
     ]
     assert distance[0] > distance[1] > distance[2], distance
 
@@ -297,7 +297,7 @@ def test_adain_variant_trains_exports_and_round_trips(tmp_path):
     gan.save(path)
     restored = keras.saving.load_model(path)
     np.testing.assert_allclose(
-        restored.generate(3, seed=1, truncation_psi=0.5), gan.generate(3, seed=1, truncation_psi=0.5),
+        restored.generate(3, seed=1, truncation=0.5), gan.generate(3, seed=1, truncation=0.5),
         atol=1e-6,
     )
     assert restored.r1_interval == gan.r1_interval and int(restored.step.numpy()) == 2
@@ -348,7 +348,7 @@ def test_unsupported_resolution_is_a_clear_error(size):
 def test_truncation_out_of_range_is_a_clear_error(psi):
     gan = tiny()
     with pytest.raises(ConfigError, match="truncation_psi"):
-        gan.generate(2, truncation_psi=psi)
+        gan.generate(2, truncation=psi)
 
 
 def test_other_bad_inputs_are_clear_errors():
