@@ -36,8 +36,8 @@ class SelfAttention2D(keras.layers.Layer):
         value_ratio: channels of values are `C // value_ratio` (at least 1).
         spectral_norm: wrap the four convolutions in `SpectralNormalization`.
         kernel_initializer: initializer of the convolution kernels.
-        kernel_regularizer: optional regularizer of the convolution kernels (BigGAN's
-            orthogonal regularization in the generator).
+        kernel_regularizer: optional regularizer of the convolution kernels (BigGAN adds its
+            orthogonal regularization in its training step instead, where it can be seen).
         **kwargs: base layer keyword arguments, such as `name` and `dtype`.
 
     Call arguments:

@@ -26,10 +26,36 @@ networks twice as wide, and everything that keeps such a game stable. Each piece
 * **Two time-scale learning rates** (Heusel et al., 2017, as in SAGAN): Adam with
   `beta_1 = 0`, `beta_2 = 0.999`, D faster than G (4e-4 and 2e-4 here).
 * **Orthogonal regularization** of G (`kerasgan.losses.orthogonal_regularization`):
-  `R(W) = beta * ||W^T W * (1 - I)||_F^2`, beta = 1e-4, which makes G robust to truncation.
+  `R(W) = beta * ||W^T W * (1 - I)||_F^2`, beta = 1e-4 (`orthogonal_beta`), which makes G
+  robust to truncation.
 * **Exponential moving average of G's weights** for sampling and export (`ema_decay`).
 * **The truncation trick**: sample z from a normal *truncated* to `|z_i| <= threshold`. A
   smaller threshold trades variety for fidelity; `generate(n, labels, truncation=0.5)`.
+
+**The training step** (`BigGAN.train_step`): the alternating updates of Brock et al.
+(section 3: the hinge loss, and orthogonal regularization in 3.1), in the order of the
+authors' reference code (BigGAN-PyTorch's `train_fns.GAN_training_function`), with one D
+update per G update (see below). For each minibatch:
+
+1. Take m real pairs `(x_i, y_i)` from the data.
+2. Sample `z_i ~ N(0, I)` and make the fakes `G(z_i, y_i)`, fake `i` with the label of real
+   pair `i`; the label reaches every block through the shared embedding, z through its chunks.
+3. D's hinge loss, `(1/m) sum_i max(0, 1 - D(x_i, y_i)) + max(0, 1 + D(G(z_i, y_i), y_i))`,
+   the label entering D through the projection `<E(y), phi(x)>`. No penalty on D: spectral
+   normalization is its only constraint.
+4. Update D (Adam, `beta_1 = 0`, the faster of the two time-scales).
+5. Sample fresh `z_i` and compute G's loss through the updated D,
+   `-(1/m) sum_i D(G(z_i, y_i), y_i) + sum_W beta * ||W^T W * (1 - I)||_F^2`, the sum over
+   G's weight matrices but the shared embedding (`BigGAN.orthogonal_kernels`).
+6. Update G (Adam, `beta_1 = 0`).
+7. Move the moving average of G's weights towards G.
+
+Why D's fakes are made outside D's tape (step 2): D's update needs no gradient through G, and
+G's own update (step 5) makes its fakes again, from fresh latents, inside G's tape. Why the
+orthogonal penalty is computed in step 5 rather than attached to G's layers as a kernel
+regularizer: the step then shows every term of G's loss, and the penalty is read after G's
+call, when spectral normalization has stored this step's normalized kernels (the values it
+penalizes, see below).
 
 Departures from the paper, and why:
 
@@ -79,13 +105,12 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kerasgan import datasets
+from kerasgan import datasets, losses
 from kerasgan.errors import ConfigError
 from kerasgan.layers.attention import SelfAttention2D
 from kerasgan.layers.normalization import ConditionalBatchNormalization, SpectralNormalization
-from kerasgan.losses import OrthogonalRegularizer
-from kerasgan.models.conditional_gan import ConditionalGAN
-from kerasgan.models.gan import preset_config
+from kerasgan.models.conditional_gan import ConditionalGAN, labelled_batch
+from kerasgan.models.gan import global_batch_mean, minimize, preset_config, regularization_loss
 from kerasgan.recipes import Recipe
 
 # Named configurations. "cifar10" (the default) is the paper's CIFAR-10 architecture at an
@@ -150,29 +175,18 @@ def block_count(image_size):
 # === Building blocks ===
 
 
-def _sn_conv(filters, kernel_size, regularizer, name):
+def _sn_conv(filters, kernel_size, name):
     return SpectralNormalization(
         layers.Conv2D(
-            filters,
-            kernel_size,
-            padding="same",
-            kernel_initializer="orthogonal",
-            kernel_regularizer=regularizer,
-            name=name,
+            filters, kernel_size, padding="same", kernel_initializer="orthogonal", name=name
         ),
         name=f"{name}_sn",
     )
 
 
-def _sn_dense(units, regularizer, name, dtype=None):
+def _sn_dense(units, name, dtype=None):
     return SpectralNormalization(
-        layers.Dense(
-            units,
-            kernel_initializer="orthogonal",
-            kernel_regularizer=regularizer,
-            dtype=dtype,
-            name=name,
-        ),
+        layers.Dense(units, kernel_initializer="orthogonal", dtype=dtype, name=name),
         name=f"{name}_sn",
     )
 
@@ -286,23 +300,21 @@ class ClassProjection(keras.layers.Layer):
         return config
 
 
-def generator_block(x, condition, filters, regularizer, name):
+def generator_block(x, condition, filters, name):
     """BigGAN's up-block: `CBN, ReLU, up x2, conv3x3, CBN, ReLU, conv3x3` + 1x1 shortcut."""
 
     def cbn(suffix):
-        return ConditionalBatchNormalization(
-            momentum=BN_MOMENTUM, kernel_regularizer=regularizer, name=f"{name}_{suffix}"
-        )
+        return ConditionalBatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_{suffix}")
 
     h = cbn("cbn1")([x, condition])
     h = layers.ReLU(name=f"{name}_relu1")(h)
     h = layers.UpSampling2D(2, name=f"{name}_up")(h)
-    h = _sn_conv(filters, 3, regularizer, f"{name}_conv1")(h)
+    h = _sn_conv(filters, 3, f"{name}_conv1")(h)
     h = cbn("cbn2")([h, condition])
     h = layers.ReLU(name=f"{name}_relu2")(h)
-    h = _sn_conv(filters, 3, regularizer, f"{name}_conv2")(h)
+    h = _sn_conv(filters, 3, f"{name}_conv2")(h)
     # conv1x1(up(x)) == up(conv1x1(x)) for nearest-neighbour upsampling: convolve first.
-    shortcut = _sn_conv(filters, 1, regularizer, f"{name}_shortcut")(x)
+    shortcut = _sn_conv(filters, 1, f"{name}_shortcut")(x)
     shortcut = layers.UpSampling2D(2, name=f"{name}_shortcut_up")(shortcut)
     return layers.Add(name=f"{name}_add")([h, shortcut])
 
@@ -313,16 +325,16 @@ def discriminator_block(x, filters, downsample, preactivation, name):
     The first block has no pre-activation (a ReLU would throw away half of the image's values).
     """
     h = layers.ReLU(name=f"{name}_relu0")(x) if preactivation else x
-    h = _sn_conv(filters, 3, None, f"{name}_conv1")(h)
+    h = _sn_conv(filters, 3, f"{name}_conv1")(h)
     h = layers.ReLU(name=f"{name}_relu1")(h)
-    h = _sn_conv(filters, 3, None, f"{name}_conv2")(h)
+    h = _sn_conv(filters, 3, f"{name}_conv2")(h)
     shortcut = x
     if downsample:
         h = layers.AveragePooling2D(2, name=f"{name}_pool")(h)
         # Average pooling and a 1x1 convolution are both linear and commute: pool first.
         shortcut = layers.AveragePooling2D(2, name=f"{name}_shortcut_pool")(shortcut)
     if downsample or x.shape[-1] != filters:
-        shortcut = _sn_conv(filters, 1, None, f"{name}_shortcut")(shortcut)
+        shortcut = _sn_conv(filters, 1, f"{name}_shortcut")(shortcut)
     return layers.Add(name=f"{name}_add")([h, shortcut])
 
 
@@ -337,7 +349,6 @@ def build_generator(
     width=32,
     shared_dim=32,
     attention_resolution=16,
-    orthogonal_beta=1e-4,
     name="generator",
 ):
     """The BigGAN generator: (z, y) -> dense -> 4x4 -> [up-block]* (+ attention) -> tanh.
@@ -353,8 +364,6 @@ def build_generator(
         shared_dim: size of the shared class embedding.
         attention_resolution: the feature-map size after which self-attention runs (one of the
             blocks' output sizes), or None for no attention.
-        orthogonal_beta: weight of the orthogonal regularization of every kernel but the
-            shared embedding's (0 or None: off).
         name: the model's name.
 
     Returns:
@@ -370,14 +379,13 @@ def build_generator(
             f"latent_dim {latent_dim} must be divisible by {blocks + 1} (one chunk for the dense "
             f"layer and one per block at {image_size}x{image_size})"
         )
-    regularizer = OrthogonalRegularizer(orthogonal_beta) if orthogonal_beta else None
-
     latent = keras.Input((latent_dim,), name="latent")
     labels = keras.Input((), dtype="int32", name="labels")
     chunks = LatentChunks(blocks + 1, name="latent_chunks")(latent)
-    # One class embedding shared by every block (no regularizer: BigGAN exempts it). Drawn from
-    # N(0, 1) like the latent chunk it is concatenated with, so the class has as loud a voice
-    # as z from the first step (orthogonal rows of norm 1 leave it a whisper in a short run).
+    # One class embedding shared by every block (exempt from orthogonal regularization, see
+    # `BigGAN.orthogonal_kernels`). Drawn from N(0, 1) like the latent chunk it is concatenated
+    # with, so the class has as loud a voice as z from the first step (orthogonal rows of norm
+    # 1 leave it a whisper in a short run).
     shared = layers.Embedding(
         num_classes,
         shared_dim,
@@ -385,16 +393,16 @@ def build_generator(
         name="shared_embedding",
     )(labels)
 
-    x = _sn_dense(BASE_RESOLUTION**2 * width, regularizer, "project")(chunks[0])
+    x = _sn_dense(BASE_RESOLUTION**2 * width, "project")(chunks[0])
     x = layers.Reshape((BASE_RESOLUTION, BASE_RESOLUTION, width), name="to_feature_map")(x)
     for index, resolution in enumerate(resolutions):
         condition = layers.Concatenate(name=f"block{index}_condition")([shared, chunks[index + 1]])
-        x = generator_block(x, condition, width, regularizer, f"block{index}")
+        x = generator_block(x, condition, width, f"block{index}")
         if resolution == attention_resolution:
-            x = SelfAttention2D(kernel_regularizer=regularizer, name="attention")(x)
+            x = SelfAttention2D(name="attention")(x)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM, epsilon=1e-5, name="output_bn")(x)
     x = layers.ReLU(name="output_relu")(x)
-    x = _sn_conv(channels, 3, regularizer, "to_image")(x)
+    x = _sn_conv(channels, 3, "to_image")(x)
     # tanh in float32: bfloat16's 8-bit mantissa would quantise the image.
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
     return keras.Model([latent, labels], images, name=name)
@@ -451,7 +459,7 @@ def build_discriminator(
     x = layers.GlobalAveragePooling2D(name="features_pool")(x)
     features = layers.Rescaling(float(resolutions[-1] ** 2), name="features_sum")(x)
     # The head computes in float32: the logits feed the loss directly.
-    unconditional = _sn_dense(1, None, "logit", dtype="float32")(features)
+    unconditional = _sn_dense(1, "logit", dtype="float32")(features)
     projection = ClassProjection(num_classes, dtype="float32", name="projection")(
         [features, labels]
     )
@@ -504,15 +512,14 @@ def truncate_latent(latent, threshold):
 
 @keras.saving.register_keras_serializable(package="kerasgan")
 class BigGAN(ConditionalGAN):
-    """A class-conditional BigGAN: the conditional GAN's label plumbing with BigGAN's parts.
+    """A class-conditional BigGAN: its own training step (the module docstring's steps 1-7).
 
-    Training is the base `GAN`'s alternating step; the label hooks (`unpack_batch`,
-    `generator_inputs`, `discriminate`, `sample_condition`, `class_labels`) are
-    `ConditionalGAN`'s. BigGAN adds the hinge loss and two time-scale optimizers, a warmed-up
-    moving average of G (what `generate`, the sample grids and the export draw from), the
-    truncation trick in `generate` and in the export, and G's orthogonal regularization, which
-    arrives through its kernel regularizers (the base step adds a network's `losses` to its
-    loss).
+    `train_step` is written out here. Evaluation (`test_step`: both losses, networks in
+    inference mode, no penalty, no update), sampling and serving (`generate`, `class_labels`,
+    `sample_condition`, the export's label checks) are the conditional GAN's, with BigGAN's
+    truncation added. BigGAN trains with the hinge loss and two time-scale optimizers,
+    regularizes G's weight matrices towards orthogonality, and keeps a warmed-up moving
+    average of G (what `generate`, the sample grids and the export draw from).
 
     Args:
         generator: a model `[latent, labels] -> images` (see `build_generator`).
@@ -521,7 +528,12 @@ class BigGAN(ConditionalGAN):
         latent_dim: size of z (read from the generator if omitted).
         seed: seed of the training-time latent stream.
         ema_decay: decay of the generator's moving average (None: sample from G itself).
+        orthogonal_beta: weight `beta` of the orthogonal regularization of G's
+            `orthogonal_kernels` (0: off).
         **kwargs: passed to `GAN`/`keras.Model` (e.g. `name`).
+
+    Raises:
+        ConfigError: for a negative `orthogonal_beta`.
 
     Example:
         >>> gan = BigGAN.from_preset("cifar10", image_size=32, channels=3, seed=0)
@@ -538,6 +550,7 @@ class BigGAN(ConditionalGAN):
         latent_dim=None,
         seed=None,
         ema_decay=None,
+        orthogonal_beta=1e-4,
         **kwargs,
     ):
         if num_classes is None:
@@ -551,6 +564,10 @@ class BigGAN(ConditionalGAN):
             ema_decay=ema_decay,
             **kwargs,
         )
+        orthogonal_beta = float(orthogonal_beta or 0.0)
+        if orthogonal_beta < 0:
+            raise ConfigError(f"orthogonal_beta must be >= 0, got {orthogonal_beta}")
+        self.orthogonal_beta = orthogonal_beta
 
     @classmethod
     def from_preset(cls, preset="cifar10", image_size=32, channels=3, seed=None, **overrides):
@@ -574,7 +591,6 @@ class BigGAN(ConditionalGAN):
             width=config["generator_width"],
             shared_dim=config["shared_dim"],
             attention_resolution=config["attention_resolution"],
-            orthogonal_beta=config["orthogonal_beta"],
         )
         discriminator = build_discriminator(
             num_classes=config["num_classes"],
@@ -590,6 +606,7 @@ class BigGAN(ConditionalGAN):
             latent_dim=config["latent_dim"],
             seed=seed,
             ema_decay=config["ema_decay"],
+            orthogonal_beta=config["orthogonal_beta"],
         )
 
     # === Training setup: hinge loss, two time-scales ===
@@ -601,6 +618,64 @@ class BigGAN(ConditionalGAN):
         {"learning_rate": 4e-4, "beta_1": 0.0, "beta_2": 0.999},
     )
 
+    @property
+    def orthogonal_kernels(self):
+        """G's weight matrices that orthogonal regularization acts on: every kernel (dense,
+        convolutions, the conditional batch norms' projections, attention) but the shared class
+        embedding, which BigGAN exempts; biases, gains and D's weights are not regularized."""
+        return [
+            weight
+            for weight in self.generator.trainable_weights
+            if len(weight.shape) >= 2 and "shared_embedding" not in weight.path
+        ]
+
+    # === The training step ===
+
+    def train_step(self, data):
+        """One step of BigGAN's training: steps 1-7 of the module docstring."""
+        # 1. m real pairs (x_i, y_i).
+        real, labels = labelled_batch(data)
+        batch_size = ops.shape(real)[0]
+        # 2. z_i ~ N(0, I) from the model's seeded stream; fake i takes the label y_i. Made
+        #    outside D's tape: D's update needs no gradient through G.
+        fake = self.generator([self.sample_latent(batch_size), labels], training=True)
+        # 3. D's hinge loss: max(0, 1 - D(x, y)) + max(0, 1 + D(G(z, y), y)), the real and the
+        #    fake batch through D apart (batch norm sees each on its own). No penalty on D.
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator([real, labels], training=True)
+            fake_logits = self.discriminator([fake, labels], training=True)
+            d_loss = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            d_total = global_batch_mean(d_loss) + regularization_loss(self.discriminator)
+        # 4. Adam step on D (two time-scales: D's learning rate is twice G's).
+        minimize(tape, d_total, self.d_optimizer, self.discriminator.trainable_variables)
+        # 5. Fresh z, the same labels; G's hinge loss -D(G(z, y), y) through the updated D, plus
+        #    beta * ||W^T W * (1 - I)||_F^2 over G's kernels, read after G's call (spectral
+        #    norm has just stored this step's normalized kernels), divided by the replica
+        #    count (every replica adds it; their gradients are summed).
+        with tf.GradientTape() as tape:
+            fake = self.generator([self.sample_latent(batch_size), labels], training=True)
+            g_loss = self.adversarial_loss.generator_loss(
+                self.discriminator([fake, labels], training=True)
+            )
+            penalties = [
+                losses.orthogonal_regularization(kernel, self.orthogonal_beta)
+                for kernel in self.orthogonal_kernels
+            ]
+            orthogonal = tf.nn.scale_regularization_loss(ops.sum(ops.stack(penalties)))
+            g_total = global_batch_mean(g_loss) + orthogonal + regularization_loss(self.generator)
+        # 6. Adam step on G.
+        minimize(tape, g_total, self.g_optimizer, self.generator.trainable_variables)
+        # 7. The moving average of G's weights, which samples and exports use.
+        if self.generator_ema is not None:
+            self.update_generator_ema()
+        # This replica's mean hinge losses (without the penalty), and sigmoid(D) of step 3.
+        logs = {"d_loss": ops.mean(d_loss), "g_loss": ops.mean(g_loss)}
+        logs["d_real"] = losses.discriminator_probability(real_logits)
+        logs["d_fake"] = losses.discriminator_probability(fake_logits)
+        return self.update_trackers(logs)
+
+    # === The moving average ===
+
     def current_ema_decay(self):
         """`min(ema_decay, (1 + t) / (10 + t))` after G's `t`-th step: a short average at first,
         so early samples are not a blur of the initial weights, then `ema_decay`."""
@@ -609,15 +684,15 @@ class BigGAN(ConditionalGAN):
 
     # === Sampling (labels as in `ConditionalGAN.class_labels`) ===
 
-    def generate(self, n, labels=None, truncation=None, seed=None, batch_size=256):
+    def generate(self, n, *, seed=None, labels=None, truncation=None, batch_size=256):
         """Draw `n` class-conditional images from the (moving-average) generator.
 
         Args:
             n: number of images.
+            seed: seed of the latent vectors (same seed, same images).
             labels: their classes: None (cycle through all classes), one int, or `n` ints.
             truncation: truncation threshold `t > 0` on `|z_i|` (e.g. 0.5: faithful and
                 alike; 2: varied); None: no truncation.
-            seed: seed of the latent vectors (same seed, same images).
             batch_size: images per forward pass.
 
         Returns:
@@ -661,6 +736,13 @@ class BigGAN(ConditionalGAN):
             return serve
 
         return {name: with_truncation(fn) for name, fn in super().serving_functions().items()}
+
+    # === Serialization ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(orthogonal_beta=self.orthogonal_beta)
+        return config
 
 
 # === Data and CLI recipe ===

@@ -29,9 +29,32 @@ first convolution learns it; in their experiments it beat input and hidden conca
 quality and class fidelity. It is also cheaper (no ten extra channels at full resolution),
 and it is the discriminator BigGAN uses (notebook 07).
 
-The step is the base GAN's: the hooks route the labels (`unpack_batch`, `generator_inputs`,
-`discriminate`), and the fakes of a step take the real batch's labels, so D sees both classes
-of every pair with the same class frequencies.
+**The training step** (`ConditionalGAN.train_step`) is Algorithm 1 of Goodfellow et al.
+("Generative Adversarial Nets", 2014, https://arxiv.org/abs/1406.2661) with one discriminator
+update per generator update (their k = 1) and the label given to both players, as Mirza and
+Osindero's section 3.2 prescribes. For each minibatch:
+
+1. Take m real pairs `(x_i, y_i)` from the data.
+2. Sample m latents `z_i ~ N(0, I)`; fake `i` takes the label `y_i` of real pair `i`.
+3. Make the fakes `G(z_i, y_i)`: the label enters G as `[z_i, e(y_i)]`.
+4. Update D by descending `(1/m) sum_i l_D(D(x_i, y_i), D(G(z_i, y_i), y_i))`, the label
+   entering D through the projection `<E(y), phi(x)>`; for the default non-saturating game
+   `l_D = -log D(x, y) - log(1 - D(G(z, y), y))`.
+5. Sample fresh `z_i` and update G, through the updated D, by descending
+   `(1/m) sum_i l_G(D(G(z_i, y_i), y_i))`, with `l_G = -log D(G(z, y), y)` (Goodfellow et
+   al.'s non-saturating generator loss, section 3: `log(1 - D)` saturates while D still
+   rejects every fake).
+6. With `ema_decay` set, move the moving average of G's weights towards G.
+
+Why the fakes take the real batch's labels (steps 2 and 5) rather than labels drawn apart:
+D then sees real and fake images of the same classes in the same proportions, so it cannot
+tell them apart by class frequency, and no label distribution has to be chosen. Weight
+penalties that a network's layers add (none in this file's networks) join that network's
+loss in steps 4 and 5.
+
+The base GAN's hooks (`unpack_batch`, `generator_inputs`, `discriminate`, `sample_condition`)
+stay defined here for the code that drives a trained model from outside the step (sample grids,
+`callbacks.GANDiagnostics`, BigGAN's sampling); the step calls the networks itself.
 """
 
 import keras
@@ -39,10 +62,18 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
+from kerasgan import losses
 from kerasgan.errors import ConfigError, DataError
 from kerasgan.export import images_to_uint8
 from kerasgan.models import dcgan
-from kerasgan.models.gan import GAN, preset_config
+from kerasgan.models.gan import (
+    GAN,
+    global_batch_mean,
+    minimize,
+    preset_config,
+    refuse_generate_options,
+    regularization_loss,
+)
 from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
@@ -171,6 +202,20 @@ def build_discriminator(
 # === Labels ===
 
 
+def labelled_batch(data):
+    """Split a dataset element of `(images, labels)` into images and int32 labels `[batch]`.
+
+    Raises:
+        DataError: for an element without labels (a dataset loaded without them).
+    """
+    if not isinstance(data, (tuple, list)) or len(data) < 2:
+        raise DataError(
+            "the conditional GAN trains on (image, label) pairs: load its data with "
+            "with_labels=True"
+        )
+    return data[0], ops.reshape(ops.cast(data[1], "int32"), (-1,))
+
+
 def class_grid_labels(n, num_classes):
     """Labels for a grid of `n` images with `num_classes` columns: a row per class.
 
@@ -189,7 +234,7 @@ def class_grid_labels(n, num_classes):
 
 @keras.saving.register_keras_serializable(package="kerasgan")
 class ConditionalGAN(GAN):
-    """A class-conditional GAN: the base GAN's step with labels routed to both networks.
+    """A class-conditional GAN: Goodfellow et al.'s game with the label given to G and D.
 
     Args:
         generator: a model `[latent, labels] -> images` (see `build_generator`).
@@ -251,16 +296,66 @@ class ConditionalGAN(GAN):
             latent_dim=config["latent_dim"], seed=seed,
         )
 
-    # === Conditioning hooks ===
+    # === The training step ===
+
+    def train_step(self, data):
+        """One step of the conditional game: steps 1-6 of the module docstring."""
+        # 1. m real pairs (x_i, y_i).
+        real, labels = labelled_batch(data)
+        batch_size = ops.shape(real)[0]
+        # 2. Latents from the model's seeded stream; the fakes take the real pairs' labels.
+        latent = self.sample_latent(batch_size)
+        # 3. G(z, y) starts from [z, e(y)] (`latent_and_label`). Made outside D's tape: D's
+        #    update needs no gradient through G.
+        fake = self.generator([latent, labels], training=True)
+        # 4. D's update. D(x, y) = psi(phi(x)) + <E(y), phi(x)> (`projection_logits`); the real
+        #    and the fake batch go through D apart, so batch norm sees each on its own.
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator([real, labels], training=True)
+            fake_logits = self.discriminator([fake, labels], training=True)
+            d_loss = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            d_total = global_batch_mean(d_loss) + regularization_loss(self.discriminator)
+        minimize(tape, d_total, self.d_optimizer, self.discriminator.trainable_variables)
+        # 5. G's update: fresh latents, the same labels, through the updated D.
+        latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake = self.generator([latent, labels], training=True)
+            g_loss = self.adversarial_loss.generator_loss(
+                self.discriminator([fake, labels], training=True)
+            )
+            g_total = global_batch_mean(g_loss) + regularization_loss(self.generator)
+        minimize(tape, g_total, self.g_optimizer, self.generator.trainable_variables)
+        # 6. The moving average of G's weights, when samples are drawn from one.
+        if self.generator_ema is not None:
+            self.update_generator_ema()
+        # This replica's mean losses, and D(x, y) and D(G(z, y), y) as D saw them in step 4.
+        return self.update_trackers({
+            "d_loss": ops.mean(d_loss),
+            "g_loss": ops.mean(g_loss),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })
+
+    def test_step(self, data):
+        """Both losses on a held-out batch, with both networks in inference mode (batch norm
+        uses its moving statistics) and no update: only the seed generator moves."""
+        real, labels = labelled_batch(data)
+        latent = self.sample_latent(ops.shape(real)[0])
+        fake = self.generator([latent, labels], training=False)
+        real_logits = self.discriminator([real, labels], training=False)
+        fake_logits = self.discriminator([fake, labels], training=False)
+        return self.update_trackers({
+            "d_loss": ops.mean(self.adversarial_loss.discriminator_loss(real_logits, fake_logits)),
+            "g_loss": ops.mean(self.adversarial_loss.generator_loss(fake_logits)),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })
+
+    # === Conditioning hooks, for code that drives the model from outside the step ===
 
     def unpack_batch(self, data):
-        """`(images, labels)` pairs -> images and int32 labels `[batch]`."""
-        if not isinstance(data, (tuple, list)) or len(data) < 2:
-            raise DataError(
-                "the conditional GAN trains on (image, label) pairs: load its data with "
-                "with_labels=True"
-            )
-        return data[0], ops.reshape(ops.cast(data[1], "int32"), (-1,))
+        """`(images, labels)` pairs -> images and int32 labels `[batch]` (`labelled_batch`)."""
+        return labelled_batch(data)
 
     def generator_inputs(self, latent, condition):
         return [latent, condition]
@@ -305,18 +400,20 @@ class ConditionalGAN(GAN):
             )
         return array.astype("int32")
 
-    def generate(self, n, labels=None, seed=None, batch_size=256):
+    def generate(self, n, *, seed=None, labels=None, truncation=None, batch_size=256):
         """Draw `n` images of the given classes from G in inference mode.
 
         Args:
             n: number of images.
-            labels: None (cycle through the classes), one class id for all, or `n` ids.
             seed: seed of the latent vectors (same seed and labels, same images).
+            labels: None (cycle through the classes), one class id for all, or `n` ids.
+            truncation: not used by this model (a `ConfigError` if given).
             batch_size: images per forward pass.
 
         Returns:
             float32 NumPy array `[n, H, W, C]` in `[-1, 1]`.
         """
+        refuse_generate_options(self, truncation=truncation)
         latent = self.latent_batch(n, self.latent_dim, seed)
         return self.generate_from_latent(latent, batch_size, labels)
 

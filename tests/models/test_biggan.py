@@ -13,6 +13,7 @@ from kerasgan.errors import ConfigError, DataError
 from kerasgan.export import export_model, load_serving_signature
 from kerasgan.models.biggan import BigGAN, load_data, truncate_latent
 from kerasgan.models.conditional_gan import ConditionalGAN
+from kerasgan.models.gan import GAN
 from tests.models.gan_battery import GANBattery, assert_presets_are_checked, train_and_resume
 
 NUM_CLASSES = 10
@@ -131,15 +132,131 @@ def test_orthogonal_penalty_matches_the_formula_for_tall_and_wide_kernels(shape)
     assert got == pytest.approx(expected, rel=1e-4)
 
 
-def test_generator_carries_the_orthogonal_penalty_and_discriminator_does_not():
+def test_the_step_adds_the_orthogonal_penalty_and_no_layer_carries_it():
+    """The penalty is written in `train_step`, over every G matrix but the shared embedding
+    (BigGAN exempts it), none of D's; no layer regularizer could add it a second time."""
     gan = tiny()
-    regularized = [w.path for w in gan.generator.trainable_weights if w.regularizer is not None]
-    assert regularized and not any("shared_embedding" in path for path in regularized)
-    assert float(gan.regularization(gan.generator)) > 0.0
-    assert gan.discriminator.losses == []
-    assert not tiny(orthogonal_beta=0).generator.losses
+    assert not gan.generator.losses and not gan.discriminator.losses
+    assert not any(w.regularizer for w in gan.generator.weights + gan.discriminator.weights)
+    kernels = [w.path for w in gan.orthogonal_kernels]
+    expected = [
+        w.path for w in gan.generator.trainable_weights
+        if len(w.shape) >= 2 and "shared_embedding" not in w.path
+    ]
+    assert kernels == expected and len(kernels) > 20
+    assert gan.orthogonal_beta == pytest.approx(1e-4)
+    restored = BigGAN.from_config(gan.get_config())
+    assert restored.orthogonal_beta == pytest.approx(1e-4)
+    assert tiny(orthogonal_beta=0).orthogonal_beta == 0.0
+    with pytest.raises(ConfigError, match="orthogonal_beta"):
+        tiny(orthogonal_beta=-1.0)
     config = keras.saving.serialize_keras_object(losses.OrthogonalRegularizer(2e-4))
     assert keras.saving.deserialize_keras_object(config).beta == pytest.approx(2e-4)
+
+
+def test_the_orthogonal_penalty_moves_only_the_generator():
+    """One step with beta = 0 and one with a large beta, from the same weights and draws: D's
+    update and the logs are the same, G's update differs by the penalty's gradient."""
+    batch = tuple(tf.constant(x) for x in TestBigGAN().batch(4))
+    stepped = {}
+    for beta in (0.0, 1.0):
+        keras.utils.set_random_seed(0)  # the same initial weights
+        gan = tiny(orthogonal_beta=beta)
+        gan.compile(g_optimizer=keras.optimizers.SGD(0.01), d_optimizer=keras.optimizers.SGD(0.01))
+        logs = gan.train_step(batch)
+        stepped[beta] = (
+            [w.numpy() for w in gan.generator.trainable_weights],
+            [w.numpy() for w in gan.discriminator.trainable_weights],
+            {name: float(value) for name, value in logs.items()},
+        )
+    (g0, d0, logs0), (g1, d1, logs1) = stepped[0.0], stepped[1.0]
+    for a, b in zip(d0, d1):
+        np.testing.assert_array_equal(a, b)
+    assert logs0 == logs1  # g_loss reports the adversarial term alone, as before
+    assert max(float(np.abs(a - b).max()) for a, b in zip(g0, g1)) > 1e-4
+
+
+# === The training step, written out ===
+
+
+HOOKS = (
+    "discriminator_step", "generator_step", "discriminator_loss", "generator_loss",
+    "discriminator_penalty", "discriminate", "generator_inputs", "score_logs", "unpack_batch",
+    "regularization", "apply_update",
+)
+
+
+def test_train_step_is_biggans_own_and_calls_no_hook():
+    """The step reads as the paper's algorithm: networks, losses and the penalty in view."""
+    import inspect
+    import re
+
+    assert "train_step" in vars(BigGAN)
+    # Evaluation is the conditional GAN's written-out `test_step`, which calls no hook either.
+    for step in (BigGAN.train_step, BigGAN.test_step):
+        source = inspect.getsource(step)
+        assert not set(re.findall(r"self\.(\w+)\(", source)) & set(HOOKS), step.__qualname__
+        assert "super()" not in source
+        assert "self.generator([" in source and "self.discriminator([" in source
+        assert "self.adversarial_loss.discriminator_loss(" in source
+    train = inspect.getsource(BigGAN.train_step)
+    assert "losses.orthogonal_regularization(" in train and "self.update_generator_ema()" in train
+    assert train.count("training=True") >= 4 and "training=False" not in train
+
+
+@pytest.fixture
+def without_hooks(monkeypatch):
+    """Every loss/routing hook of `GAN` and `ConditionalGAN` raises if it is called."""
+
+    def forbidden(name):
+        def hook(*args, **kwargs):
+            raise AssertionError(f"BigGAN's step called the hook {name}")
+
+        return hook
+
+    for cls in (GAN, ConditionalGAN):
+        for name in HOOKS:
+            if name in vars(cls):
+                monkeypatch.setattr(cls, name, forbidden(name))
+
+
+def test_fit_and_evaluate_need_none_of_the_inherited_hooks(without_hooks):
+    gan = tiny()
+    gan.compile()
+    images, labels = TestBigGAN().batch(8)
+    data = tf.data.Dataset.from_tensor_slices((images, labels[:, None])).batch(4)
+    history = gan.fit(data, epochs=1, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    logs = gan.evaluate(data, verbose=0, return_dict=True)
+    assert all(np.isfinite(value) for value in logs.values())
+    with pytest.raises(DataError, match=r"\(image, label\) pairs"):
+        gan.fit(tf.data.Dataset.from_tensor_slices(images).batch(4), epochs=1, verbose=0)
+
+
+def test_train_step_logs_the_hinge_losses_and_scores_of_this_step():
+    """`d_loss`/`g_loss` are the mean per-example hinge losses (the penalty is not a loss G is
+    judged by), `d_real`/`d_fake` the mean sigmoid of D's scores, D's before its update."""
+    gan = tiny()
+    gan.compile(g_optimizer=keras.optimizers.SGD(0.0), d_optimizer=keras.optimizers.SGD(0.0))
+    real, labels = (tf.constant(x) for x in TestBigGAN().batch(4))
+    state = [v.numpy().copy() for v in gan.variables]
+    logs = {name: float(value) for name, value in gan.train_step((real, labels)).items()}
+    for variable, value in zip(gan.variables, state):
+        variable.assign(value)
+    z = keras.random.normal((4, gan.latent_dim), seed=gan.seed_generator)
+    fake = gan.generator([z, labels], training=True)
+    real_logits = gan.discriminator([real, labels], training=True).numpy()
+    fake_logits = gan.discriminator([fake, labels], training=True).numpy()
+    z = keras.random.normal((4, gan.latent_dim), seed=gan.seed_generator)
+    g_logits = gan.discriminator([gan.generator([z, labels], training=True), labels], training=True)
+    sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+    expected = {
+        "d_loss": np.mean(np.maximum(0, 1 - real_logits) + np.maximum(0, 1 + fake_logits)),
+        "d_real": np.mean(sigmoid(real_logits)),
+        "d_fake": np.mean(sigmoid(fake_logits)),
+        "g_loss": -np.mean(g_logits.numpy()),
+    }
+    assert logs == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 # === Truncation ===

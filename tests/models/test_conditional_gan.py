@@ -150,6 +150,79 @@ def test_the_export_records_the_number_of_classes(gan, tmp_path):
 def test_training_needs_labels(gan):
     with pytest.raises(DataError, match="with_labels=True"):
         gan.unpack_batch(np.zeros((2, 28, 28, 1), "float32"))
+    gan.compile()
+    images = np.zeros((2, 28, 28, 1), "float32")
+    for step in (gan.train_step, gan.test_step):
+        with pytest.raises(DataError, match="with_labels=True"):
+            step(tf.constant(images))
+
+
+# === The written-out steps ===
+
+# The base GAN's hooks. `train_step` and `test_step` call the networks and losses themselves,
+# so that the step in this file is the whole step; the hooks stay for callers outside it.
+HOOKS = (
+    "unpack_batch", "generator_inputs", "discriminate", "discriminator_loss", "generator_loss",
+    "discriminator_penalty", "score_logs", "regularization", "average", "apply_update",
+    "discriminator_step", "generator_step",
+)
+
+
+def without_hooks(gan):
+    def refuse(name):
+        def hook(*args, **kwargs):
+            raise AssertionError(f"the step called the hook {name}")
+        return hook
+
+    for name in HOOKS:
+        setattr(gan, name, refuse(name))
+    return gan
+
+
+def spy_on_modes(network):
+    """Record the `training` flag of every call of `network`."""
+    modes = []
+    call = network.call
+
+    def spy(*args, training=None, **kwargs):
+        modes.append(training)
+        return call(*args, training=training, **kwargs)
+
+    network.call = spy
+    return modes
+
+
+def test_the_train_step_is_written_out_without_hooks():
+    gan = ConditionalGAN.from_preset("tiny", seed=0)
+    gan.compile(g_optimizer=keras.optimizers.SGD(0.01), d_optimizer=keras.optimizers.SGD(0.01))
+    without_hooks(gan)
+    g_modes, d_modes = spy_on_modes(gan.generator), spy_on_modes(gan.discriminator)
+    g_before, d_before = gan.generator.get_weights(), gan.discriminator.get_weights()
+    rng = np.random.default_rng(0)
+    batch = (tf.constant(rng.uniform(-1, 1, (4, 28, 28, 1)), "float32"), tf.range(4))
+    logs = gan.train_step(batch)
+    assert sorted(logs) == ["d_fake", "d_loss", "d_real", "g_loss"]
+    assert all(np.isfinite(float(value)) for value in logs.values())
+    # D: the real and the fake batch, then the fakes of G's update; G: once per update.
+    assert d_modes == [True, True, True] and g_modes == [True, True]
+    assert any(not np.array_equal(a, b) for a, b in zip(g_before, gan.generator.get_weights()))
+    assert any(not np.array_equal(a, b) for a, b in zip(d_before, gan.discriminator.get_weights()))
+
+
+def test_evaluate_runs_both_networks_in_inference_mode_without_hooks():
+    gan = ConditionalGAN.from_preset("tiny", seed=0)
+    gan.compile(run_eagerly=True)
+    without_hooks(gan)
+    g_modes, d_modes = spy_on_modes(gan.generator), spy_on_modes(gan.discriminator)
+    rng = np.random.default_rng(0)
+    batch = (rng.uniform(-1, 1, (4, 28, 28, 1)).astype("float32"), np.arange(4, dtype="int32"))
+    weights = [w.copy() for w in gan.get_weights()]
+    logs = gan.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0, return_dict=True)
+    assert sorted(logs) == ["d_fake", "d_loss", "d_real", "g_loss"]
+    assert all(np.isfinite(value) for value in logs.values())
+    assert d_modes and g_modes and not any(d_modes + g_modes)
+    for before, after in zip(weights, gan.get_weights()):
+        np.testing.assert_array_equal(before, after)
 
 
 def test_number_of_classes_comes_from_the_config_and_survives_saving(tmp_path):
