@@ -162,14 +162,23 @@ def compare(expected, got, atol=1e-5, rtol=1e-4):
 def check(exercise_id, fn, verbose=True):
     """Check a learner's function against the reference on several inputs.
 
+    Step exercises (`kerasgan.course_steps.STEP_EXERCISES`, e.g. `"02.dcgan_train_step"`) take
+    the learner's model class instead and are checked by one training step
+    (`course_steps.check_step`).
+
     Args:
-        exercise_id: a key of `EXERCISES`, e.g. `"01.discriminator_loss"`.
-        fn: the learner's function.
+        exercise_id: a key of `EXERCISES` (e.g. `"01.discriminator_loss"`) or of
+            `course_steps.STEP_EXERCISES`.
+        fn: the learner's function (or model class, for a step exercise).
         verbose: print the verdict or the hint.
 
     Returns:
         True if every case matches, else False (after printing one hint).
     """
+    from kerasgan import course_steps
+
+    if exercise_id in course_steps.STEP_EXERCISES:
+        return course_steps.check_step(exercise_id, fn, verbose=verbose)
     if exercise_id not in EXERCISES:
         raise ConfigError(
             f"unknown exercise {exercise_id!r}; known: {', '.join(sorted(EXERCISES))}"
