@@ -62,8 +62,9 @@ class StepExercise:
         setup: `fn() -> dict` with `networks` (`{name: keras.Model}`, the initial weights),
             `batch` and `latents` (the draws, in order).
         reference: `fn(setup) -> {network name: [weights]}`: the package's own step.
-        learner: `fn(cls, setup) -> (weights, latent_calls, logs)`: the learner's class built
-            and stepped once on copies of the networks.
+        learner: `fn(cls, setup) -> (weights, draws, logs)`: the learner's class built and
+            stepped once on copies of the networks; `draws` counts the calls of each replayed
+            random draw (`{"sample_latent": 2}`).
         mistakes: the common wrong steps, tried in order.
     """
 
@@ -122,10 +123,20 @@ class LatentReplay:
 
 def sgd_update(tape, loss, variables):
     """`w <- w - lr * dL/dw` for each variable with a gradient (the check's optimizer)."""
+    import tensorflow as tf
+
     gradients = tape.gradient(loss, variables)
     for variable, gradient in zip(variables, gradients):
-        if gradient is not None:
-            variable.assign(variable - LEARNING_RATE * gradient)
+        if gradient is not None:  # an embedding's gradient arrives as IndexedSlices
+            variable.assign(variable - LEARNING_RATE * tf.convert_to_tensor(gradient))
+
+
+def _as_tensors(*arrays):
+    """The batch as `fit` hands it to `train_step`: tensors (one, or a tuple of them)."""
+    import tensorflow as tf
+
+    tensors = tuple(tf.constant(array) for array in arrays)
+    return tensors[0] if len(tensors) == 1 else tensors
 
 
 def weights_of(networks):
@@ -181,7 +192,7 @@ def _dcgan_reference(setup):
     g_optimizer, d_optimizer = _sgd_pair()
     gan.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
     gan.sample_latent = LatentReplay(setup["latents"])
-    gan.train_step(setup["batch"])
+    gan.train_step(_as_tensors(setup["batch"]))
     return weights_of(networks)
 
 
@@ -192,29 +203,39 @@ def _dcgan_learner(cls, setup):
     model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
     replay = LatentReplay(setup["latents"])
     model.sample_latent = replay
-    logs = model.train_step(setup["batch"])
-    return weights_of(networks), replay.calls, logs
+    logs = model.train_step(_as_tensors(setup["batch"]))
+    return weights_of(networks), {"sample_latent": replay.calls}, logs
 
 
 def _plain_gan_step(
     setup, *, d_sign=1.0, g_loss="non_saturating", d_updates_g=False, training=True,
-    g_first=False, update_d=True, update_g=True,
+    g_first=False, update_d=True, update_g=True, g_labels=None,
 ):
     """One step of the original GAN game with plain tapes and SGD, with one thing changed
-    (each keyword names a mistake; the defaults are the right step)."""
+    (each keyword names a mistake; the defaults are the right step). `g_labels`: the labels
+    of G's update when they are not the batch's (a conditional GAN's mistake)."""
     import tensorflow as tf
 
     G, D = (copy_network(setup["networks"][name]) for name in ("G", "D"))  # noqa: N806
     real = tf.constant(setup["batch"])
     latents = [tf.constant(z) for z in setup["latents"]]
+    # A conditional GAN (Mirza & Osindero) feeds the real pairs' labels to both networks.
+    labels = None if setup.get("labels") is None else tf.constant(setup["labels"])
+    g_labels = labels if g_labels is None else tf.constant(g_labels)
+
+    def g(z, y):
+        return G(z if labels is None else [z, y], training=training)
+
+    def d(x, y):
+        return D(x if labels is None else [x, y], training=training)
 
     def mean(x):
         return tf.reduce_mean(tf.cast(x, tf.float32))
 
     def d_step():
         with tf.GradientTape() as tape:
-            fake = G(latents[0], training=training)
-            real_logits, fake_logits = D(real, training=training), D(fake, training=training)
+            fake = g(latents[0], labels)
+            real_logits, fake_logits = d(real, labels), d(fake, labels)
             loss = -mean(tf.math.log_sigmoid(d_sign * real_logits)) - mean(
                 tf.math.log_sigmoid(-d_sign * fake_logits)
             )
@@ -224,7 +245,7 @@ def _plain_gan_step(
 
     def g_step():
         with tf.GradientTape() as tape:
-            fake_logits = D(G(latents[1], training=training), training=training)
+            fake_logits = d(g(latents[1], g_labels), g_labels)
             if g_loss == "non_saturating":
                 loss = -mean(tf.math.log_sigmoid(fake_logits))
             elif g_loss == "minimax":  # the minimax game's log(1 - D(G(z))), descended
@@ -283,6 +304,230 @@ register(StepExercise(
 ))
 
 
+# === Exercise 03: the conditional GAN's step (the label path into G and D) ===
+
+
+def _cgan_setup(seed=0):
+    import keras
+
+    from kerasgan.models import conditional_gan
+
+    keras.utils.set_random_seed(seed)
+    latent_dim, num_classes = 8, 10
+    networks = {
+        "G": conditional_gan.build_generator(num_classes, latent_dim, 28, 1, width=16, embedding_dim=4),
+        "D": conditional_gan.build_discriminator(num_classes, 28, 1, width=8),
+    }
+    rng = np.random.default_rng(seed)
+    return {
+        "networks": networks,
+        "latent_dim": latent_dim,
+        "batch": rng.uniform(-1, 1, (DCGAN_BATCH, 28, 28, 1)).astype("float32"),
+        "labels": np.array([3, 1, 4, 1], "int32")[:DCGAN_BATCH],
+        "latents": [rng.standard_normal((DCGAN_BATCH, latent_dim)).astype("float32") for _ in range(2)],
+    }
+
+
+def _cgan_reference(setup):
+    from kerasgan.models.conditional_gan import ConditionalGAN
+
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    gan = ConditionalGAN(networks["G"], networks["D"], latent_dim=setup["latent_dim"])
+    gan.compile(*_sgd_pair())
+    gan.sample_latent = LatentReplay(setup["latents"])
+    gan.train_step(_as_tensors(setup["batch"], setup["labels"]))
+    return weights_of(networks)
+
+
+def _cgan_learner(cls, setup):
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    model = cls(networks["G"], networks["D"], setup["latent_dim"])
+    g_optimizer, d_optimizer = _sgd_pair()
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+    replay = LatentReplay(setup["latents"])
+    model.sample_latent = replay
+    logs = model.train_step(_as_tensors(setup["batch"], setup["labels"]))
+    return weights_of(networks), {"sample_latent": replay.calls}, logs
+
+
+CGAN_MISTAKES = DCGAN_MISTAKES + (
+    Mistake(
+        "G's update used other labels than the batch's: both updates use the real pairs' "
+        "labels y (the fakes G(z, y) are judged as D(G(z, y), y))",
+        lambda setup: _plain_gan_step(setup, g_labels=np.roll(setup["labels"], 1)),
+    ),
+)
+
+register(StepExercise(
+    "03.cgan_train_step", "03_conditional_gan.ipynb",
+    "the conditional GAN's training step (labels into G and D)",
+    _cgan_setup, _cgan_reference, _cgan_learner, CGAN_MISTAKES,
+))
+
+
+# === Exercise 04: WGAN-GP's step (Gulrajani et al., Algorithm 1) ===
+
+WGAN_CRITIC_STEPS, WGAN_M = 3, 2
+
+
+def _wgan_gp_setup(seed=0):
+    import keras
+
+    from kerasgan.models import dcgan, wgan_gp
+
+    keras.utils.set_random_seed(seed)
+    latent_dim = 8
+    networks = {
+        "G": dcgan.build_generator(latent_dim, 28, 1, width=16),
+        "C": wgan_gp.build_critic(28, 1, width=8),
+    }
+    rng = np.random.default_rng(seed)
+    # The package's model draws z and epsilon from one seeded stream in the algorithm's order:
+    # a twin stream gives the same draws, which the learner's model gets replayed.
+    stream = keras.random.SeedGenerator(seed)
+    latents, epsilons = [], []
+    for _ in range(WGAN_CRITIC_STEPS):
+        latents.append(np.asarray(keras.random.normal((WGAN_M, latent_dim), seed=stream)))
+        epsilons.append(np.asarray(keras.random.uniform((WGAN_M, 1, 1, 1), seed=stream)))
+    latents.append(np.asarray(keras.random.normal((WGAN_M, latent_dim), seed=stream)))
+    return {
+        "networks": networks,
+        "latent_dim": latent_dim,
+        "seed": seed,
+        "batch": rng.uniform(-1, 1, (WGAN_CRITIC_STEPS * WGAN_M, 28, 28, 1)).astype("float32"),
+        "latents": latents,
+        "epsilons": epsilons,
+    }
+
+
+def _wgan_gp_reference(setup):
+    from kerasgan.models.wgan_gp import WGANGP
+
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    gan = WGANGP(
+        networks["G"], networks["C"], latent_dim=setup["latent_dim"], seed=setup["seed"],
+        n_critic=WGAN_CRITIC_STEPS, gp_weight=10.0,
+    )
+    gan.compile(*_sgd_pair())
+    gan.train_step(_as_tensors(setup["batch"]))
+    return weights_of(networks)
+
+
+def _wgan_gp_learner(cls, setup):
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    model = cls(networks["G"], networks["C"], setup["latent_dim"], n_critic=WGAN_CRITIC_STEPS,
+                gp_weight=10.0)
+    g_optimizer, d_optimizer = _sgd_pair()
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+    latents, epsilons = LatentReplay(setup["latents"]), LatentReplay(setup["epsilons"])
+    model.sample_latent, model.sample_epsilon = latents, epsilons
+    logs = model.train_step(_as_tensors(setup["batch"]))
+    return weights_of(networks), {"sample_latent": latents.calls, "sample_epsilon": epsilons.calls}, logs
+
+
+def _plain_wgan_gp_step(
+    setup, *, fresh_reals=True, penalty_at="interpolates", per_example_norm=True,
+    one_sided=False, critic_sign=1.0, g_sign=1.0, critic_steps=WGAN_CRITIC_STEPS, g_first=False,
+):
+    """WGAN-GP's Algorithm 1 with plain tapes and SGD, with one thing changed (each keyword
+    names a mistake; the defaults are the right step)."""
+    import tensorflow as tf
+
+    G, C = (copy_network(setup["networks"][name]) for name in ("G", "C"))  # noqa: N806
+    batch = tf.constant(setup["batch"])
+
+    def critic_update(t):
+        x = batch[t * WGAN_M:(t + 1) * WGAN_M] if fresh_reals else batch[:WGAN_M]
+        fake = G(tf.constant(setup["latents"][t]), training=True)
+        epsilon = tf.constant(setup["epsilons"][t])
+        point = {
+            "interpolates": epsilon * x + (1.0 - epsilon) * fake, "real": x, "fake": fake,
+        }.get(penalty_at)
+        with tf.GradientTape() as tape:
+            loss = critic_sign * (tf.reduce_mean(C(fake, training=True)) - tf.reduce_mean(C(x, training=True)))
+            if point is not None:
+                with tf.GradientTape() as inner:
+                    inner.watch(point)
+                    scores = C(point, training=True)
+                gradients = tf.reshape(inner.gradient(scores, point), (WGAN_M, -1))
+                if per_example_norm:
+                    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=1) + 1e-12)
+                else:
+                    norms = tf.sqrt(tf.reduce_sum(tf.square(gradients)) + 1e-12)
+                gap = tf.maximum(norms - 1.0, 0.0) if one_sided else norms - 1.0
+                loss += 10.0 * tf.reduce_mean(tf.square(gap))
+        sgd_update(tape, loss, C.trainable_variables)
+
+    def generator_update():
+        with tf.GradientTape() as tape:
+            loss = -g_sign * tf.reduce_mean(C(G(tf.constant(setup["latents"][-1]), training=True), training=True))
+        sgd_update(tape, loss, G.trainable_variables)
+
+    if g_first:
+        generator_update()
+    for t in range(critic_steps):
+        critic_update(t)
+    if not g_first:
+        generator_update()
+    return weights_of({"G": G, "C": C})
+
+
+def _wgan_mistake(hint, **change):
+    return Mistake(hint, lambda setup: _plain_wgan_gp_step(setup, **change))
+
+
+WGAN_GP_MISTAKES = (
+    _wgan_mistake(
+        "every critic update saw the same reals: the batch holds n_critic * m images; critic "
+        "update t takes its own slice real[t * m:(t + 1) * m]", fresh_reals=False,
+    ),
+    _wgan_mistake(
+        "the gradient penalty did not train the critic: compute it inside the critic's tape, "
+        "with a nested tape for the gradient of C at the interpolates (a penalty computed "
+        "outside the tape, or left out, does nothing)", penalty_at=None,
+    ),
+    _wgan_mistake(
+        "the penalty was taken at the real images: take it at the interpolates "
+        "x_hat = eps * x + (1 - eps) * G(z)", penalty_at="real",
+    ),
+    _wgan_mistake(
+        "the penalty was taken at the fakes: take it at the interpolates "
+        "x_hat = eps * x + (1 - eps) * G(z)", penalty_at="fake",
+    ),
+    _wgan_mistake(
+        "the gradient norm was taken over the whole batch: take one norm per example (sum the "
+        "squares over each image's pixels), then average (||grad|| - 1)^2 over the batch",
+        per_example_norm=False,
+    ),
+    _wgan_mistake(
+        "the penalty is one-sided (only norms above 1 are penalised): WGAN-GP penalises "
+        "(||grad|| - 1)^2 on both sides", one_sided=True,
+    ),
+    _wgan_mistake(
+        "the critic's loss has the wrong sign: the critic minimises C(G(z)) - C(x) (+ the "
+        "penalty), so it scores real images high", critic_sign=-1.0,
+    ),
+    _wgan_mistake(
+        "G's loss has the wrong sign: G minimises -C(G(z)), raising the critic's score of its "
+        "fakes", g_sign=-1.0,
+    ),
+    _wgan_mistake(
+        "the critic was updated once: Algorithm 1 updates it n_critic times per G update",
+        critic_steps=1,
+    ),
+    _wgan_mistake(
+        "G was updated before the critic: the critic's n_critic updates come first, then G's "
+        "through the updated critic", g_first=True,
+    ),
+)
+
+register(StepExercise(
+    "04.wgan_gp_train_step", "04_wgan_gp.ipynb",
+    "WGAN-GP's training step (the critic loop and the gradient penalty)",
+    _wgan_gp_setup, _wgan_gp_reference, _wgan_gp_learner, WGAN_GP_MISTAKES,
+))
+
+
 # === Checking ===
 
 
@@ -310,6 +555,14 @@ def diagnose(exercise, setup, learner_weights, expected):
     )
 
 
+# What each replayed random draw is for, said when a step draws it too often or too rarely.
+DRAWS = {
+    "sample_latent": "fresh latents for every update of D (each of the critic's updates), then "
+                     "fresh ones for G's update",
+    "sample_epsilon": "one epsilon per critic update, for that update's interpolates",
+}
+
+
 def check_step(exercise_id, cls, verbose=True):
     """Check a learner's model class by letting it take one training step.
 
@@ -330,19 +583,21 @@ def check_step(exercise_id, cls, verbose=True):
     say = print if verbose else (lambda *_: None)
     setup = exercise.setup()
     try:
-        learner_weights, latent_calls, logs = exercise.learner(cls, setup)
+        learner_weights, draws, logs = exercise.learner(cls, setup)
     except NotImplementedError:
         say(f"not yet: {exercise_id} raised NotImplementedError; write your train_step first")
         return False
     except Exception as error:
         say(f"hint for {exercise_id}: one training step raised {type(error).__name__}: {error}")
         return False
-    expected_calls = len(setup["latents"])
-    if latent_calls != expected_calls:
-        say(f"hint for {exercise_id}: the step drew latents {latent_calls} time(s) with "
-            f"self.sample_latent; it must draw {expected_calls} times: once for D's fakes, then "
-            "fresh latents for G's update")
-        return False
+    expected_draws = {"sample_latent": len(setup["latents"])}
+    if "epsilons" in setup:
+        expected_draws["sample_epsilon"] = len(setup["epsilons"])
+    for method, expected_calls in expected_draws.items():
+        if draws.get(method) != expected_calls:
+            say(f"hint for {exercise_id}: the step called self.{method} {draws.get(method)} "
+                f"time(s); it must call it {expected_calls} times: {DRAWS[method]}")
+            return False
     if not isinstance(logs, dict) or not {"d_loss", "g_loss"} <= set(logs):
         say(f"hint for {exercise_id}: train_step must return a dict of logs with at least "
             "'d_loss' and 'g_loss' (e.g. the results of your loss trackers)")

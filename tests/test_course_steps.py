@@ -1,5 +1,7 @@
 """The step exercises: a right train_step passes, each common wrong one fails with its hint."""
 
+import dataclasses
+
 import keras
 import pytest
 import tensorflow as tf
@@ -82,7 +84,7 @@ def test_a_right_dcgan_step_passes(capsys):
     ("minimax", "minimax loss log(1 - D(G(z)))"),
     ("d_updates_g", "D's update reached G's weights"),
     ("inference_mode", "training=True"),
-    ("same_latents", "drew latents 1 time(s)"),
+    ("same_latents", "called self.sample_latent 1 time(s)"),
     ("g_loss_sign", "G's loss has the wrong sign"),
 ])
 def test_each_common_mistake_fails_with_its_hint(mistake, hint, capsys):
@@ -124,3 +126,165 @@ def test_a_step_without_logs_is_told_what_to_return(capsys):
 
     assert course.check("02.dcgan_train_step", NoLogs) is False
     assert "must return a dict of logs" in capsys.readouterr().out
+
+
+# === 03: the conditional GAN ===
+
+
+class LearnerCGAN(LearnerDCGAN):
+    """The notebook 03 scaffold's reference answer; `mistake` as above."""
+
+    def train_step(self, data):
+        real, labels = data
+        wrong = self.mistake
+        batch_size = tf.shape(real)[0]
+        fake = self.generator([self.sample_latent(batch_size), labels], training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator([real, labels], training=True)
+            fake_logits = self.discriminator([fake, labels], training=True)
+            d_loss = -tf.reduce_mean(tf.math.log_sigmoid(real_logits))
+            d_loss -= tf.reduce_mean(tf.math.log_sigmoid(-fake_logits))
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        g_labels = tf.roll(labels, 1, axis=0) if wrong == "other_labels" else labels
+        with tf.GradientTape() as tape:
+            fake = self.generator([self.sample_latent(batch_size), g_labels], training=True)
+            fake_logits = self.discriminator([fake, g_labels], training=True)
+            sign = -1.0 if wrong == "g_loss_sign" else 1.0
+            g_loss = -sign * tf.reduce_mean(tf.math.log_sigmoid(fake_logits))
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+def test_the_conditional_step_passes_and_its_label_mistakes_are_named(capsys):
+    assert course.check("03.cgan_train_step", LearnerCGAN) is True
+    for mistake, hint in [("other_labels", "other labels than the batch's"),
+                          ("g_loss_sign", "G's loss has the wrong sign")]:
+        capsys.readouterr()
+        assert course.check("03.cgan_train_step", learner_with_base(LearnerCGAN, mistake)) is False
+        assert hint in capsys.readouterr().out
+
+
+def test_an_unconditional_step_cannot_pass_the_conditional_check(capsys):
+    assert course.check("03.cgan_train_step", LearnerDCGAN) is False
+    assert "one training step raised" in capsys.readouterr().out
+
+
+def learner_with_base(base, mistake):
+    return type(f"{base.__name__}_{mistake}", (base,), {"mistake": mistake})
+
+
+# === 04: WGAN-GP ===
+
+
+class LearnerWGANGP(keras.Model):
+    """The notebook 04 scaffold's reference answer; `mistake` switches on one error."""
+
+    mistake = None
+
+    def __init__(self, generator, critic, latent_dim, n_critic=5, gp_weight=10.0):
+        super().__init__()
+        self.generator, self.critic, self.latent_dim = generator, critic, latent_dim
+        self.n_critic, self.gp_weight = n_critic, gp_weight
+        self.seed_generator = keras.random.SeedGenerator(0)
+
+    def compile(self, g_optimizer, d_optimizer):
+        super().compile()
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+
+    def sample_latent(self, m):
+        return keras.random.normal((m, self.latent_dim), seed=self.seed_generator)
+
+    def sample_epsilon(self, m):
+        return keras.random.uniform((m, 1, 1, 1), seed=self.seed_generator)
+
+    def train_step(self, real):
+        wrong = self.mistake
+        m = tf.shape(real)[0] // self.n_critic
+        for t in range(self.n_critic):
+            x = real[:m] if wrong == "same_reals" else real[t * m:(t + 1) * m]
+            fake = self.generator(self.sample_latent(m), training=True)
+            epsilon = self.sample_epsilon(m)
+            x_hat = epsilon * x + (1.0 - epsilon) * fake
+            if wrong == "penalty_outside_tape":
+                with tf.GradientTape() as inner:
+                    inner.watch(x_hat)
+                    scores = self.critic(x_hat, training=True)
+                grads = tf.reshape(inner.gradient(scores, x_hat), (m, -1))
+                outside = tf.reduce_mean(tf.square(tf.norm(grads, axis=1) - 1.0))
+            with tf.GradientTape() as tape:
+                c_loss = tf.reduce_mean(self.critic(fake, training=True)) - tf.reduce_mean(
+                    self.critic(x, training=True))
+                if wrong == "penalty_outside_tape":
+                    penalty = outside
+                else:
+                    with tf.GradientTape() as inner:
+                        inner.watch(x_hat)
+                        scores = self.critic(x_hat, training=True)
+                    grads = tf.reshape(inner.gradient(scores, x_hat), (m, -1))
+                    if wrong == "batch_norm":
+                        norms = tf.norm(grads)
+                    else:
+                        norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=1))
+                    penalty = tf.reduce_mean(tf.square(norms - 1.0))
+                c_total = c_loss + self.gp_weight * penalty
+            variables = self.critic.trainable_variables
+            self.d_optimizer.apply_gradients(zip(tape.gradient(c_total, variables), variables))
+        with tf.GradientTape() as tape:
+            g_loss = -tf.reduce_mean(self.critic(self.generator(self.sample_latent(m), training=True),
+                                                 training=True))
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        return {"d_loss": c_total, "g_loss": g_loss}
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (None, "correct: 04.wgan_gp_train_step"),
+    ("same_reals", "every critic update saw the same reals"),
+    ("penalty_outside_tape", "the gradient penalty did not train the critic"),
+    ("batch_norm", "the gradient norm was taken over the whole batch"),
+])
+def test_the_wgan_gp_step_and_its_mistakes(mistake, hint, capsys):
+    cls = learner_with_base(LearnerWGANGP, mistake) if mistake else LearnerWGANGP
+    assert course.check("04.wgan_gp_train_step", cls) is (mistake is None)
+    assert hint in capsys.readouterr().out
+
+
+def test_a_critic_loop_that_draws_epsilon_once_is_told_so(capsys):
+    class OneEpsilon(LearnerWGANGP):
+        def sample_epsilon(self, m):
+            if not hasattr(self, "_epsilon"):
+                self._epsilon = super().sample_epsilon(m)
+            return self._epsilon
+
+    # The checker replays draws through the methods it replaces, so wrap the replay instead.
+    import kerasgan.course_steps as steps
+
+    original = steps._wgan_gp_learner
+
+    def learner(cls, setup):
+        weights, draws, logs = original(cls, setup)
+        return weights, {**draws, "sample_epsilon": 1}, logs
+
+    steps.STEP_EXERCISES["04.wgan_gp_train_step"] = dataclasses.replace(
+        steps.STEP_EXERCISES["04.wgan_gp_train_step"], learner=learner
+    )
+    try:
+        assert course.check("04.wgan_gp_train_step", LearnerWGANGP) is False
+    finally:
+        steps.STEP_EXERCISES["04.wgan_gp_train_step"] = dataclasses.replace(
+            steps.STEP_EXERCISES["04.wgan_gp_train_step"], learner=original
+        )
+    assert "called self.sample_epsilon 1 time(s); it must call it 3 times" in capsys.readouterr().out
+
+
+def test_every_step_exercise_names_an_existing_notebook_that_checks_it():
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for exercise in course_steps.STEP_EXERCISES.values():
+        path = os.path.join(root, "notebooks", exercise.notebook)
+        assert exercise.id.split(".")[0] == exercise.notebook[:2]
+        with open(path, encoding="utf-8") as notebook:
+            assert f'course.check(\\"{exercise.id}\\"' in notebook.read(), exercise.id
