@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from kerasgan import plotting
 from kerasgan.errors import ConfigError, KerasganError
+from kerasgan.models.conditional_gan import ConditionalGAN, labelled_batch
 from kerasgan.utils import notice
 
 
@@ -604,10 +605,12 @@ class GANDiagnostics(keras.callbacks.Callback):
     this callback record them):
 
     * `grad_norm_d`, `grad_norm_g`: global gradient norms of D's and G's losses on one fixed
-      batch (the model's own `discriminator_loss` / `generator_loss`, networks in inference
-      mode so that measuring changes no batch-norm statistics). A G norm falling towards 0
-      while D wins is the vanishing gradient of the minimax loss; norms that explode precede
-      divergence.
+      batch. The losses are the model's adversarial loss alone (`model.adversarial_loss`, the
+      mean over the batch), without the penalties and weight regularisers a model's step may
+      add (gradient penalty, R1, orthogonal regularisation), and both networks run in
+      inference mode so that measuring changes no batch-norm statistics. A G norm falling
+      towards 0 while D wins is the vanishing gradient of the minimax loss; norms that explode
+      precede divergence.
     * `diversity`: the mean pairwise distance between G's samples for fixed latents, divided by
       the same on the real batch. About 1 when the samples spread like the data; near 0 when
       every latent gives (almost) the same sample, i.e. mode collapse. It sees collapse onto
@@ -619,9 +622,14 @@ class GANDiagnostics(keras.callbacks.Callback):
     * D wins outright: `d_real > 0.95` and `d_fake < 0.05` for `patience` epochs in a row;
     * diversity collapses: `diversity < diversity_threshold` for `patience` epochs in a row.
 
+    The networks are called by the convention every model of the course follows: G takes `z`
+    and D takes `x`; a class-conditional model (`ConditionalGAN`, BigGAN) takes the batch's
+    labels as both networks' second input, `generator([z, y])` and `discriminator([x, y])`.
+    An unconditional model ignores labels that come with the images.
+
     Args:
-        batch: one dataset element (images, or `(images, labels)` for conditional models),
-            at least 2 examples; a few dozen is plenty.
+        batch: one dataset element (images, or `(images, labels)`: labels are required by
+            class-conditional models), at least 2 examples; a few dozen is plenty.
         latent: fixed latent vectors for G (default: one per real example, from `seed`).
         patience: epochs a condition must hold before the warning.
         diversity_threshold: the collapse threshold of `diversity`.
@@ -651,28 +659,42 @@ class GANDiagnostics(keras.callbacks.Callback):
         self._real_spread = None
 
     def on_train_begin(self, logs=None):
-        real, condition = self.model.unpack_batch(self.batch)
+        if isinstance(self.model, ConditionalGAN):
+            real, self._labels = labelled_batch(self.batch)  # DataError without labels
+        else:
+            real = self.batch[0] if isinstance(self.batch, (tuple, list)) else self.batch
+            self._labels = None
         self._real = tf.convert_to_tensor(real)
-        self._condition = condition
         if self.latent is None:
             self.latent = self.model.latent_batch(len(real), self.model.latent_dim, self.seed)
         self._real_spread = mean_pairwise_distance(keras.ops.convert_to_numpy(real))
 
+    def _conditioned(self, x):
+        """A network's input: `x`, or `[x, labels]` for a class-conditional model."""
+        return x if self._labels is None else [x, self._labels]
+
     def gradient_norms(self):
-        """`(D's, G's)` global gradient norms on the fixed batch."""
+        """`(D's, G's)` global gradient norms of the adversarial loss on the fixed batch."""
         model, latent = self.model, tf.constant(self.latent)
-        fake = model.generator(model.generator_inputs(latent, self._condition), training=False)
+        generator, discriminator = model.generator, model.discriminator
+        fake = generator(self._conditioned(latent), training=False)
         with tf.GradientTape() as tape:
-            d_loss, _ = model.discriminator_loss(self._real, fake, self._condition, training=False)
-        d_norm = _global_norm(tape.gradient(d_loss, model.discriminator.trainable_variables))
+            real_logits = discriminator(self._conditioned(self._real), training=False)
+            fake_logits = discriminator(self._conditioned(fake), training=False)
+            d_loss = keras.ops.mean(
+                model.adversarial_loss.discriminator_loss(real_logits, fake_logits)
+            )
+        d_norm = _global_norm(tape.gradient(d_loss, discriminator.trainable_variables))
         with tf.GradientTape() as tape:
-            g_loss, _ = model.generator_loss(latent, self._condition, training=False)
-        g_norm = _global_norm(tape.gradient(g_loss, model.generator.trainable_variables))
+            fake = generator(self._conditioned(latent), training=False)
+            fake_logits = discriminator(self._conditioned(fake), training=False)
+            g_loss = keras.ops.mean(model.adversarial_loss.generator_loss(fake_logits))
+        g_norm = _global_norm(tape.gradient(g_loss, generator.trainable_variables))
         return d_norm, g_norm
 
     def diversity(self):
         """Mean pairwise distance of G's samples over that of the real batch (see above)."""
-        fake = self.model.generate_from_latent(self.latent, condition=self._condition)
+        fake = self.model.generate_from_latent(self.latent, condition=self._labels)
         return mean_pairwise_distance(fake) / max(self._real_spread, 1e-12)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -236,10 +236,8 @@ def add_train(subparsers):
     parser.set_defaults(handler=run_train)
 
 
-def run_train(args):
-    from kerasgan import recipes, training
-
-    recipes.get_recipe(args.model)  # an unknown model fails before anything is loaded
+def train_options(args):
+    """`training.train`'s keyword arguments from the parsed `train` command line."""
     options = {
         "data": args.data,
         "epochs": args.epochs,
@@ -264,15 +262,21 @@ def run_train(args):
     }
     if data_options:
         options["data_options"] = data_options
-    if args.dry_run:
-        import json
+    options["deterministic"] = args.deterministic
+    return options
 
-        print(json.dumps({"model": args.model, **options, "deterministic": args.deterministic}, indent=2))
+
+def run_train(args):
+    import json
+
+    from kerasgan import recipes, training
+
+    recipes.get_recipe(args.model)  # an unknown model fails before anything is loaded
+    options = train_options(args)
+    if args.dry_run:
+        print(json.dumps({"model": args.model, **options}, indent=2))
         return 0
-    if args.deterministic:  # passed only when asked, so training.train without it still runs
-        options["deterministic"] = True
-    summary = training.train(args.model, **options)
-    print(summary.line())
+    print(training.train(args.model, **options).line())
     return 0
 
 
@@ -465,7 +469,7 @@ def run_mix(args):
 
     from kerasgan import export, plotting
     from kerasgan.errors import ConfigError
-    from kerasgan.models.stylegan import mixing_tiles
+    from kerasgan.plotting import mixing_tiles
 
     out = check_output_file(args.out, (".png",), args.force)
     loaded = export.resolve_saved_model(args.model_dir)

@@ -254,7 +254,7 @@ def _image_cases(rng):
 
 
 def _to_uint8_reference(images):
-    from kerasgan.plotting import to_uint8
+    from kerasgan.utils import to_uint8
 
     return to_uint8(images)
 

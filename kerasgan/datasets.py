@@ -1176,3 +1176,121 @@ def load_unpaired(
 def _check_jitter(jitter, size):
     if jitter and size[0] != size[1]:
         raise ConfigError(f"the random jitter needs a square image_size, got {size}")
+
+
+# === The data of each model's CLI recipe (`kerasgan.recipes`) ===
+
+
+def center_crop_resize(image, size):
+    """Crop the largest centred square, then resize to `size` (photos keep their proportions)."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
+    square = image[top : top + side, left : left + side]
+    return tf.image.resize(square, (size, size), method="bilinear", antialias=True)
+
+
+def load_stylegan_images(data="auto", image_size=None, channels=None):
+    """The training data of `python -m kerasgan train stylegan`.
+
+    Args:
+        data: `"auto"` / `"embedded"`: the coloured digits (`colored_mnist`, generated from the
+            embedded MNIST sample) at 32 px (the default: small enough for style mixing to show
+            on a CPU). `"tfds"`: `oxford_flowers102` (all 8,189 images), centre-cropped to a
+            square, at 64 px. A folder of images: at 64 px.
+        image_size: image height and width (default: as above).
+        channels: image channels (default 3).
+
+    Returns:
+        An unbatched dataset of images in `[-1, 1]`.
+    """
+    channels = channels or 3
+    if data in ("auto", "embedded"):
+        return load(
+            "colored_mnist", source="embedded", image_size=image_size or 32, channels=channels
+        )
+    if data == "tfds":
+        size = image_size or 64
+        flowers = load(
+            "oxford_flowers102", split="train+validation+test", source="tfds", channels=channels
+        )
+        return flowers.map(lambda image: center_crop_resize(image, size))
+    return load(data, image_size=image_size or 64, channels=channels)
+
+
+# BigGAN's `--data` values besides auto/tfds/embedded (MNIST) and folders: name -> `load` args.
+BIGGAN_NAMED_DATA = {
+    "cifar10": {"name": "cifar10", "source": "tfds"},  # the paper's 32x32 experiment (online)
+    "colored_mnist": {"name": "colored_mnist", "source": "embedded"},  # offline, in colour
+}
+
+
+def load_biggan_labelled_images(data, image_size=None, channels=None):
+    """BigGAN's training pairs: MNIST digits at 32x32 by default, CIFAR-10 with `cifar10`.
+
+    Args:
+        data: `"auto"`, `"tfds"` or `"embedded"` (MNIST: tensorflow-datasets, or the embedded
+            5,000-digit sample offline), `"cifar10"` (tensorflow-datasets CIFAR-10, the paper's
+            32x32 experiment), `"colored_mnist"` (the embedded digits in random colours), or a
+            folder of images in one sub-folder per class.
+        image_size: image height and width (default 32).
+        channels: image channels (default: the dataset's; 3 for folders).
+
+    Returns:
+        An unbatched dataset of `(image, label)` pairs.
+
+    Raises:
+        ConfigError: for a `data` that is none of these.
+    """
+    image_size = image_size or 32
+    if data in SOURCES:
+        return load(
+            "mnist", source=data, image_size=image_size, channels=channels, with_labels=True
+        )
+    if data in BIGGAN_NAMED_DATA:
+        return load(
+            **BIGGAN_NAMED_DATA[data], image_size=image_size, channels=channels, with_labels=True
+        )
+    if os.path.isdir(os.path.expanduser(data)):
+        return load(data, image_size=image_size, channels=channels or 3, with_labels=True)
+    raise ConfigError(
+        f"--data for biggan must be auto, tfds, embedded, {', '.join(BIGGAN_NAMED_DATA)} or a "
+        f"folder of images in one sub-folder per class; {data!r} is none of these"
+    )
+
+
+def load_cyclegan_pairs(
+    data="auto", image_size=None, channels=None, pair=None, data_a=None, data_b=None, seed=0
+):
+    """The training pairs of `python -m kerasgan train cyclegan` (see `load_unpaired`).
+
+    Args:
+        data: the source (`auto`, `tfds`, `embedded`) of `pair`.
+        image_size: image height and width (default: the pair's).
+        channels: image channels (default: the pair's).
+        pair: `--pair` (default `digits`: the embedded 8x8 digits <-> MNIST digits, 32 px).
+        data_a, data_b: `--data-a`/`--data-b`, two image folders instead of a pair.
+        seed: the run's `--seed`; it draws the unpaired pairing and the random jitter.
+
+    Returns:
+        An unbatched dataset of `(a, b)` image pairs.
+
+    Raises:
+        ConfigError: when `data` is not a source (a folder belongs in `data_a`/`data_b`).
+    """
+    if data not in SOURCES:
+        raise ConfigError(
+            "cyclegan trains on two image sets: give folders with --data-a and --data-b "
+            f"(--data is the source of --pair: {', '.join(SOURCES)}), not {data!r}"
+        )
+    if pair is None and data_a is None and data_b is None:
+        pair = "digits"
+    return load_unpaired(
+        pair, data, image_size, channels, data_a=data_a, data_b=data_b, seed=seed
+    )
+
+
+def cyclegan_pair_shape(pairs):
+    """`(height, channels)` of a dataset of `(a, b)` pairs."""
+    spec = pairs.element_spec[0]
+    return spec.shape[0], spec.shape[-1]

@@ -14,9 +14,14 @@ the highest version and can roll back to an older one. Each export here:
   is removed by the next export, and claims are never counted as versions;
 * holds everything a client must not re-implement inside the graph: the conversion to uint8
   images, input validation where TensorFlow can check it;
-* has named signatures built from the model's own `serving_functions()` (a GAN's
+* has named signatures chosen by the kind of model (`serving_functions(model)` below: a GAN's
   `serving_default` takes `latent` float32 `[None, latent_dim]` and returns `images` uint8
-  `[None, H, W, C]`; `predict_float` returns the raw `[-1, 1]` floats for research use).
+  `[None, H, W, C]`; `predict_float` returns the raw `[-1, 1]` floats for research use;
+  conditional models add `labels`, BigGAN a `truncation`, StyleGAN a `truncation_psi` and a
+  `mix` signature, and each CycleGAN direction maps images to images).
+
+The model files hold the lessons; this module holds the wiring that turns a trained model into
+served functions, so no model file imports it.
 
 `tf.saved_model.save` with `tf.function`s that return dicts gives clean names that
 `saved_model_cli show --all` prints as they are.
@@ -37,7 +42,7 @@ import tensorflow as tf
 
 from kerasgan import __version__
 from kerasgan.errors import ExportError
-from kerasgan.utils import apply_umask, process_is_running
+from kerasgan.utils import apply_umask, process_is_running, to_uint8
 
 METADATA_FILE = os.path.join("assets.extra", "kerasgan.json")
 # A version being written: `.tmp-<version>/` holds `owner` ("<pid> <host>") and `model/`.
@@ -47,12 +52,6 @@ _OWNER, _CLAIMED_MODEL = "owner", "model"
 # mkdir and the write); only after this long is it taken for a leftover.
 _UNOWNED_CLAIM_SECONDS = 600
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-def images_to_uint8(images):
-    """Graph-side conversion of `[-1, 1]` float images to uint8 `[0, 255]` (rounded, clipped)."""
-    images = tf.cast(images, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 
 def check_export_name(name):
@@ -97,6 +96,285 @@ def resolve_saved_model(path):
         f"no SavedModel at {path}: expected saved_model.pb there or integer version folders "
         "(e.g. saved_models/dcgan/1)"
     )
+
+
+# === What each kind of model serves ===
+
+
+def serving_functions(model):
+    """The functions an export of `model` serves, by signature name.
+
+    Chosen by the kind of model: an object with its own `serving_functions()` method (the
+    style-transfer `AdaINStylizer`) keeps them; otherwise StyleGAN, BigGAN, conditional GANs,
+    CycleGAN directions and unconditional GANs each get the functions below. A bare `CycleGAN`
+    serves its `a2b` direction (`export_directions` exports both).
+
+    Args:
+        model: a kerasgan model, a `CycleGANDirection`, or any object with `serving_functions()`.
+
+    Returns:
+        A dict of signature name -> `tf.function` with an input signature, returning a dict.
+
+    Raises:
+        ExportError: for an object that is none of these.
+    """
+    from kerasgan.models import GAN, BigGAN, ConditionalGAN, CycleGAN, StyleGAN
+
+    if isinstance(model, CycleGANDirection):
+        return cyclegan_serving_functions(model.gan, model.direction)
+    if hasattr(model, "serving_functions"):
+        return model.serving_functions()
+    if isinstance(model, StyleGAN):
+        return stylegan_serving_functions(model)
+    if isinstance(model, BigGAN):
+        return biggan_serving_functions(model)
+    if isinstance(model, ConditionalGAN):
+        return conditional_serving_functions(model)
+    if isinstance(model, CycleGAN):
+        return cyclegan_serving_functions(model, "a2b")
+    if isinstance(model, GAN):
+        return unconditional_serving_functions(model)
+    raise ExportError(f"cannot export a {type(model).__name__}: not a kerasgan model")
+
+
+def unconditional_serving_functions(gan):
+    """`serving_default`: `latent` float32 `[None, latent_dim]` -> `images` uint8.
+    `predict_float`: the same input -> `images` float32 in `[-1, 1]`.
+    """
+    generator = gan.sampling_generator
+    latent_spec = tf.TensorSpec([None, gan.latent_dim], tf.float32, name="latent")
+
+    @tf.function(input_signature=[latent_spec])
+    def serving_default(latent):
+        return {"images": to_uint8(generator(latent, training=False))}
+
+    @tf.function(input_signature=[latent_spec])
+    def predict_float(latent):
+        return {"images": tf.cast(generator(latent, training=False), tf.float32)}
+
+    return {"serving_default": serving_default, "predict_float": predict_float}
+
+
+def conditional_serving_functions(gan):
+    """`latent` float32 `[None, latent_dim]` and `labels` int32 `[None]` -> `images` (uint8 from
+    `serving_default`, `[-1, 1]` floats from `predict_float`).
+
+    Labels outside `[0, num_classes)` and a latent batch that does not match the labels are
+    rejected inside the graph (`InvalidArgumentError` naming the range), so a server answers a
+    bad request with a clear error instead of an embedding lookup failure.
+    """
+    generator = gan.sampling_generator
+    num_classes = gan.num_classes
+    specs = [
+        tf.TensorSpec([None, gan.latent_dim], tf.float32, name="latent"),
+        tf.TensorSpec([None], tf.int32, name="labels"),
+    ]
+    out_of_range = f"labels must be class ids in [0, {num_classes - 1}]"
+
+    def draw(latent, labels):
+        checks = [
+            tf.debugging.assert_non_negative(labels, message=out_of_range),
+            tf.debugging.assert_less(labels, num_classes, message=out_of_range),
+            tf.debugging.assert_equal(
+                tf.shape(latent)[0], tf.shape(labels)[0],
+                message="latent and labels must have the same batch size",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            labels = tf.identity(labels)
+        return generator([latent, labels], training=False)
+
+    @tf.function(input_signature=specs)
+    def serving_default(latent, labels):
+        return {"images": to_uint8(draw(latent, labels))}
+
+    @tf.function(input_signature=specs)
+    def predict_float(latent, labels):
+        return {"images": tf.cast(draw(latent, labels), tf.float32)}
+
+    return {"serving_default": serving_default, "predict_float": predict_float}
+
+
+def biggan_serving_functions(gan):
+    """The conditional signatures with a third input: `latent` float32 `[None, latent_dim]`,
+    `labels` int32 `[None]` and `truncation` float32 scalar (`inf`: none) -> `images` (uint8
+    from `serving_default`, `[-1, 1]` floats from `predict_float`).
+
+    The latents are truncated inside the graph, then go through the conditional functions,
+    which reject labels outside `[0, num_classes)` and mismatched batch sizes; a non-positive
+    truncation is rejected here, each with a message saying so.
+    """
+    from kerasgan.models.biggan import truncate_latent
+
+    truncation_spec = tf.TensorSpec([], tf.float32, name="truncation")
+
+    def with_truncation(labelled):
+        draw = labelled.python_function  # traced into this graph, not called as a function
+
+        @tf.function(input_signature=[*labelled.input_signature, truncation_spec])
+        def serve(latent, labels, truncation):
+            check = tf.debugging.assert_positive(
+                truncation, message="truncation must be a positive threshold (inf: none)"
+            )
+            with tf.control_dependencies([check]):
+                latent = truncate_latent(latent, truncation)
+            return draw(latent, labels)
+
+        return serve
+
+    return {name: with_truncation(f) for name, f in conditional_serving_functions(gan).items()}
+
+
+def stylegan_serving_functions(gan):
+    """StyleGAN's signatures.
+
+    * `serving_default`: `latent` float32 `[None, latent_dim]` and `truncation_psi` float32
+      scalar -> `images` uint8. A SavedModel signature has no default values: every caller
+      passes `truncation_psi` (1.0 for no truncation, 0.7 typical).
+    * `predict_float`: the same inputs -> `images` float32 in `[-1, 1]`.
+    * `mix`: `latent_rows` `[R, latent_dim]`, `latent_cols` `[C, latent_dim]`, `crossover`
+      int32 scalar, `truncation_psi` -> `images` uint8 `[R, C, H, W, ch]` (cell `(i, j)`:
+      styles before `crossover` from row `i`, the rest from column `j`), plus `row_images` and
+      `col_images`, the unmixed sources.
+
+    `truncation_psi` outside `stylegan.PSI_RANGE` and `crossover` outside `[0, num_styles]` are
+    rejected by the graph (InvalidArgumentError).
+    """
+    from kerasgan.models.stylegan import PSI_RANGE
+
+    generator = gan.sampling_generator
+    latent_spec = tf.TensorSpec([None, gan.latent_dim], tf.float32, name="latent")
+    psi_spec = tf.TensorSpec([], tf.float32, name="truncation_psi")
+    low, high = PSI_RANGE
+
+    def checked_psi(psi):
+        tf.debugging.assert_greater_equal(psi, low, message=f"truncation_psi must be >= {low}")
+        tf.debugging.assert_less_equal(psi, high, message=f"truncation_psi must be <= {high}")
+        return psi
+
+    def images_for(latent, psi):
+        return gan.render(gan.styles(latent, checked_psi(psi), generator), generator)
+
+    @tf.function(input_signature=[latent_spec, psi_spec])
+    def serving_default(latent, truncation_psi):
+        return {"images": to_uint8(images_for(latent, truncation_psi))}
+
+    @tf.function(input_signature=[latent_spec, psi_spec])
+    def predict_float(latent, truncation_psi):
+        return {"images": tf.cast(images_for(latent, truncation_psi), tf.float32)}
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, gan.latent_dim], tf.float32, name="latent_rows"),
+            tf.TensorSpec([None, gan.latent_dim], tf.float32, name="latent_cols"),
+            tf.TensorSpec([], tf.int32, name="crossover"),
+            psi_spec,
+        ]
+    )
+    def mix(latent_rows, latent_cols, crossover, truncation_psi):
+        tf.debugging.assert_greater_equal(crossover, 0, message="crossover must be >= 0")
+        tf.debugging.assert_less_equal(
+            crossover, gan.num_styles, message=f"crossover must be <= {gan.num_styles}"
+        )
+        psi = checked_psi(truncation_psi)
+        grid = gan._mix_graph(latent_rows, latent_cols, crossover, psi)
+        return {
+            "images": to_uint8(grid),
+            "row_images": to_uint8(images_for(latent_rows, psi)),
+            "col_images": to_uint8(images_for(latent_cols, psi)),
+        }
+
+    return {"serving_default": serving_default, "predict_float": predict_float, "mix": mix}
+
+
+def cyclegan_serving_functions(gan, direction="a2b"):
+    """The signatures of one CycleGAN direction's export (see `export_directions`).
+
+    * `serving_default`: `images` uint8 `[None, height, width, channels]` of *any* height and
+      width -> `images` uint8 `[None, image_size, image_size, channels]`. Inputs are resized
+      inside the graph to the model's size (bilinear, antialiased, aspect ratio not kept), as
+      the training data was; outputs are at the model's size.
+    * `predict_float`: the same for float32 images in `[-1, 1]`, returning float32.
+    """
+    generator = gan.generator_for(direction)
+    size = (gan.image_size, gan.image_size)
+
+    def resized_translation(images):
+        images = tf.image.resize(images, size, method="bilinear", antialias=True)
+        return tf.cast(generator(images, training=False), tf.float32)
+
+    # No Python control flow here, so no AutoGraph conversion (which trips over closures).
+    @tf.function(autograph=False, input_signature=[
+        tf.TensorSpec([None, None, None, gan.channels], tf.uint8, name="images")
+    ])
+    def serving_default(images):
+        floats = tf.cast(images, tf.float32) / 127.5 - 1.0
+        return {"images": to_uint8(resized_translation(floats))}
+
+    @tf.function(autograph=False, input_signature=[
+        tf.TensorSpec([None, None, None, gan.channels], tf.float32, name="images")
+    ])
+    def predict_float(images):
+        return {"images": resized_translation(images)}
+
+    return {"serving_default": serving_default, "predict_float": predict_float}
+
+
+class CycleGANDirection:
+    """One translation direction of a CycleGAN, in the shape `export_model` expects: a name,
+    the variables to save (that direction's generator only: no discriminators, pools or preview
+    images in the export); `serving_functions` gives it `cyclegan_serving_functions`.
+
+    Args:
+        gan: a `CycleGAN`.
+        direction: `"a2b"` or `"b2a"`.
+    """
+
+    def __init__(self, gan, direction):
+        self.generator = gan.generator_for(direction)
+        self.gan = gan
+        self.direction = direction
+        self.name = f"{gan.name}_{direction}"
+
+    @property
+    def variables(self):
+        return self.generator.variables
+
+
+def export_directions(gan, export_dir="saved_models", name="cyclegan", version=None, metadata=None):
+    """Export both directions as separate SavedModels: `<name>_a2b` (G) and `<name>_b2a` (F).
+
+    Each is a TF Serving model of its own (`export_dir/<name>_a2b/<version>/`), with the
+    signatures of `cyclegan_serving_functions`.
+
+    Args:
+        gan: a `CycleGAN`.
+        export_dir: the TF Serving model base folder.
+        name: the prefix of the two model folders.
+        version: an explicit version for both (default: each folder's next free one).
+        metadata: extra facts for `assets.extra/kerasgan.json`.
+
+    Returns:
+        The two version folders, joined by ", " (for the run summary line).
+
+    Raises:
+        ExportError: as `export_model`.
+    """
+    from kerasgan.models.cyclegan import DIRECTIONS
+
+    paths = []
+    for direction in DIRECTIONS:
+        facts = {
+            **(metadata or {}), "direction": direction, "image_size": gan.image_size,
+            "channels": gan.channels,
+        }
+        paths.append(export_model(
+            CycleGANDirection(gan, direction), export_dir, f"{name}_{direction}", version, facts
+        ))
+    return ", ".join(paths)
+
+
+# === Writing a version ===
 
 
 class _ServingModule(tf.Module):
@@ -147,7 +425,7 @@ def export_model(model, export_dir="saved_models", name=None, version=None, meta
     """Export `model`'s serving functions as a versioned SavedModel.
 
     Args:
-        model: any kerasgan model with `serving_functions()` (every course model has it).
+        model: any kerasgan model (see `serving_functions` for what each kind serves).
         export_dir: the TF Serving model base folder.
         name: the model's folder name, a plain name (`[A-Za-z0-9_.-]+`, not `.` or `..`;
             default: the model's `name`).
@@ -170,7 +448,7 @@ def export_model(model, export_dir="saved_models", name=None, version=None, meta
     """
     name = check_export_name(model.name if name is None else name)
     model_dir = os.path.join(export_dir, name)
-    functions = {key: _shape_checked(f) for key, f in model.serving_functions().items()}
+    functions = {key: _shape_checked(f) for key, f in serving_functions(model).items()}
     module = _ServingModule(model, functions)
     try:
         os.makedirs(model_dir, exist_ok=True)

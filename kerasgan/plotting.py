@@ -8,15 +8,9 @@ import math
 
 import numpy as np
 
-from kerasgan.utils import atomic_path
-
-
-def to_uint8(images):
-    """Map images in `[-1, 1]` to uint8 `[0, 255]` (uint8 input is returned unchanged)."""
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        return images
-    return np.clip(np.round((images.astype("float32") + 1.0) * 127.5), 0, 255).astype("uint8")
+# `plotting.to_uint8`, which the notebooks call, is the package's one converter
+# (`kerasgan.utils.to_uint8`), imported here under the name they know.
+from kerasgan.utils import atomic_path, to_uint8
 
 
 def image_grid(images, cols=None, padding=2, pad_value=255):
@@ -31,7 +25,7 @@ def image_grid(images, cols=None, padding=2, pad_value=255):
     Returns:
         uint8 array `[rows*(H+p)+p, cols*(W+p)+p, C]`.
     """
-    images = to_uint8(images)
+    images = np.asarray(to_uint8(images))
     if images.ndim == 3:
         images = images[..., None]
     n, height, width, channels = images.shape
@@ -49,11 +43,32 @@ def image_grid(images, cols=None, padding=2, pad_value=255):
     return grid
 
 
+def mixing_tiles(grid, row_images, col_images):
+    """Lay out a style-mixing grid as tiles for `image_grid(tiles, cols=cols + 1)`.
+
+    The first row is a blank corner followed by the column sources; every further row starts
+    with its row source followed by its mixes (the layout of StyleGAN's Figure 3).
+
+    Args:
+        grid: `[rows, cols, H, W, C]` mixes (float in `[-1, 1]` or uint8).
+        row_images: `[rows, H, W, C]` row sources.
+        col_images: `[cols, H, W, C]` column sources.
+
+    Returns:
+        uint8 `[(rows + 1) * (cols + 1), H, W, C]`.
+    """
+    grid, row_images, col_images = (np.asarray(to_uint8(x)) for x in (grid, row_images, col_images))
+    tiles = [np.full_like(col_images[:1], 255), col_images]
+    for row, mixes in zip(row_images, grid):
+        tiles += [row[None], mixes]
+    return np.concatenate(tiles)
+
+
 def _to_picture(image, scale=1):
     """A PIL image of a `[H, W, 1|3]` array, enlarged `scale` times with nearest-neighbour."""
     from PIL import Image
 
-    image = to_uint8(image)
+    image = np.asarray(to_uint8(image))
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
     picture = Image.fromarray(image)

@@ -1,52 +1,91 @@
 """Recipes: how the CLI and `training.train` build, feed and export each model family.
 
-Each model module defines `RECIPE = Recipe(...)` at its end; `MODEL_MODULES` maps CLI names to
-those modules, which are imported only when that model is asked for (so `--help` stays fast and
-one model's import cost is not paid by another).
+One table (`RECIPES`) holds every model's CLI defaults, each with the reason for its epochs and
+batch size. The model files hold the lessons and know nothing of it. Models, data loaders and
+exporters are named as `"module:attribute"` strings and imported on first use, so listing the
+recipes (`python -m kerasgan train --help`) imports no model, and one model's import cost is
+not paid by another.
 """
 
 import dataclasses
 import importlib
+import inspect
 from collections.abc import Callable
 
 from kerasgan.errors import ConfigError
+
+
+class LazyFunction:
+    """A function named `"module:attribute"`, imported when it is first called.
+
+    It calls like the function it names and has that function's signature (`inspect.signature`
+    works on it, which `training` uses to see whether a loader takes the run's `seed`).
+
+    Args:
+        target: `"package.module:name"` or `"package.module:Class.method"`.
+    """
+
+    def __init__(self, target):
+        self.target = target
+
+    def resolve(self):
+        """The named function (its module is imported on the first call)."""
+        module, _, attribute = self.target.partition(":")
+        resolved = importlib.import_module(module)
+        for part in attribute.split("."):
+            resolved = getattr(resolved, part)
+        return resolved
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    @property
+    def __signature__(self):
+        return inspect.signature(self.resolve())
+
+    def __repr__(self):
+        return f"LazyFunction({self.target!r})"
+
+
+def _lazy(target):
+    return None if target is None else LazyFunction(target)
 
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """How the CLI and `train()` build, feed and export one model family.
 
-    Each model module defines `RECIPE = Recipe(...)`; `MODEL_MODULES` says where to find it.
-
     Attributes:
         name: the model's CLI name.
-        build: `fn(preset, image_size, channels, seed) -> uncompiled model`.
+        model: the model class as `"module:Class"`; its module is imported on first use.
         description: one line for `--help`.
+        build: `fn(preset, image_size, channels, seed) -> uncompiled model`; default: the
+            class's `from_preset` (with those as its first four arguments).
         dataset: the dataset name used when `--data` is a source (auto/tfds/embedded).
         with_labels: whether the model trains on `(image, label)` pairs.
         epochs: default epochs (chosen so the default run finishes in minutes on a CPU).
         batch_size: default batch size.
-        presets: the model's named configurations.
         sample_count: images in the per-epoch sample grid.
         load_data: optional `fn(data, image_size, channels) -> tf.data.Dataset` of unbatched
-            elements, for models whose data is not one image dataset (e.g. CycleGAN's pairs).
+            elements, for models whose data is not one image dataset (e.g. CycleGAN's pairs);
+            in the table, a `kerasgan.datasets` function.
         image_shape: optional `fn(dataset) -> (height, channels)` when the element is not an
             image (or an `(image, label)` pair).
         export: optional `fn(model, export_dir, name, metadata=...) -> path` for models that
             export more than one SavedModel (e.g. CycleGAN's two directions); default
             `kerasgan.export.export_model`.
         jit_compile_cpu: whether `--jit auto` compiles the training step with XLA on a machine
-            without a GPU; measured per model with `benchmarks/speed.py` (numbers below).
+            without a GPU.
     """
 
     name: str
-    build: Callable
+    model: str
     description: str
+    build: Callable | None = None
     dataset: str = "mnist"
     with_labels: bool = False
     epochs: int = 20
     batch_size: int = 64
-    presets: tuple = ("default", "tiny")
     sample_count: int = 64
     load_data: Callable | None = None
     image_shape: Callable | None = None
@@ -55,22 +94,118 @@ class Recipe:
     # figures in benchmarks/README.md), the fastest setting of every model there: off for all.
     jit_compile_cpu: bool = False
 
+    def __post_init__(self):
+        if self.build is None:
+            object.__setattr__(self, "build", LazyFunction(f"{self.model}.from_preset"))
 
-# CLI name -> module defining `RECIPE`. Imported only when that model is asked for.
-MODEL_MODULES = {
-    "dcgan": "kerasgan.models.dcgan",
-    "cgan": "kerasgan.models.conditional_gan",
-    "wgan-gp": "kerasgan.models.wgan_gp",
-    "stylegan": "kerasgan.models.stylegan",
-    "biggan": "kerasgan.models.biggan",
-    "cyclegan": "kerasgan.models.cyclegan",
+    @property
+    def model_module(self):
+        """The name of the module that defines the model."""
+        return self.model.partition(":")[0]
+
+    @property
+    def model_class(self):
+        """The model class (imports its module)."""
+        return LazyFunction(self.model).resolve()
+
+    @property
+    def presets(self):
+        """The model's named configurations: the keys of its module's `CONFIGS`."""
+        return tuple(importlib.import_module(self.model_module).CONFIGS)
+
+
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            name="dcgan",
+            model="kerasgan.models.dcgan:DCGAN",
+            description="DCGAN (Radford et al., 2015) on MNIST digits",
+            # Batch 32: on a CPU an update of 32 images costs about half one of 64, and GANs
+            # improve per update; 20 epochs of the 5,000-digit sample draw clean digits
+            # (benchmarks/README.md).
+            epochs=20,
+            batch_size=32,
+        ),
+        Recipe(
+            name="cgan",
+            model="kerasgan.models.conditional_gan:ConditionalGAN",
+            description="conditional GAN (Mirza & Osindero, 2014; projection D) on labelled "
+            "MNIST digits",
+            with_labels=True,
+            # As DCGAN's: the same digits and networks, with labels.
+            epochs=20,
+            batch_size=32,
+            # 10 x 10: a row per class in the per-epoch sample grids.
+            sample_count=100,
+        ),
+        Recipe(
+            name="wgan-gp",
+            model="kerasgan.models.wgan_gp:WGANGP",
+            description="WGAN-GP (Gulrajani et al., 2017) on MNIST digits",
+            # 150 epochs of 31 steps (~4,600 generator updates): enough for most samples to be
+            # recognisable digits within the course's CPU budget (timing: benchmarks/README.md).
+            epochs=150,
+            # Real images per step: 5 critic updates of 32 images each (see the module
+            # docstring of models/wgan_gp.py).
+            batch_size=160,
+        ),
+        Recipe(
+            name="stylegan",
+            model="kerasgan.models.stylegan:StyleGAN",
+            description="StyleGAN2-style generator on coloured digits (style mixing, truncation)",
+            dataset="colored_mnist",
+            # Coloured digits at 32 px: small enough for style mixing to show within a CPU run
+            # (timing: benchmarks/README.md); batch 32 for the same reason as DCGAN's.
+            epochs=40,
+            batch_size=32,
+            load_data=_lazy("kerasgan.datasets:load_stylegan_images"),
+        ),
+        Recipe(
+            name="biggan",
+            model="kerasgan.models.biggan:BigGAN",
+            description="BigGAN (Brock et al., 2019): class-conditional digits at 32x32 "
+            "(--data cifar10|colored_mnist)",
+            dataset="mnist",
+            with_labels=True,
+            # 15 epochs of batch 64: the class-conditional digits at 32x32 within the course's
+            # CPU budget (timing: benchmarks/README.md).
+            epochs=15,
+            batch_size=64,
+            # 10 x 10: a row per class in the per-epoch sample grids.
+            sample_count=100,
+            load_data=_lazy("kerasgan.datasets:load_biggan_labelled_images"),
+        ),
+        Recipe(
+            name="cyclegan",
+            model="kerasgan.models.cyclegan:CycleGAN",
+            description="CycleGAN (Zhu et al., 2017): unpaired translation, 8x8 digits <-> MNIST",
+            dataset="digits",
+            # 6 epochs of 625 steps (the 5,000 MNIST digits, each with a reused 8x8 digit): the
+            # translation shows after the first (run time: benchmarks/README.md). Batch 8: more
+            # updates per image than larger batches, which is what a short CPU run needs.
+            epochs=6,
+            batch_size=8,
+            sample_count=8,
+            load_data=_lazy("kerasgan.datasets:load_cyclegan_pairs"),
+            image_shape=_lazy("kerasgan.datasets:cyclegan_pair_shape"),
+            export=_lazy("kerasgan.export:export_directions"),
+        ),
+    )
 }
+
+# CLI name -> the module defining the model (for listings; importing it is left to the caller).
+MODEL_MODULES = {name: recipe.model_module for name, recipe in RECIPES.items()}
 
 
 def get_recipe(name):
-    """The `Recipe` registered under `name` (clear error listing the known models)."""
-    if name not in MODEL_MODULES:
+    """The `Recipe` registered under `name`.
+
+    Raises:
+        ConfigError: for an unknown name (the message lists the known models).
+    """
+    if name not in RECIPES:
         raise ConfigError(
-            f"unknown model {name!r}; choose one of: {', '.join(sorted(MODEL_MODULES))}"
+            f"unknown model {name!r}; choose one of: {', '.join(sorted(RECIPES))}"
         )
-    return importlib.import_module(MODEL_MODULES[name]).RECIPE
+    return RECIPES[name]

@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from kerasgan.errors import ConfigError, ExportError, KerasganError
+from kerasgan.utils import to_uint8
 
 
 class ServingError(KerasganError):
@@ -185,7 +186,7 @@ def images_from_response(response, output="images"):
     """
     values = parse_rest_response(response, output)
     if values.dtype.kind == "f":
-        return np.clip(np.round((values + 1.0) * 127.5), 0, 255).astype("uint8")
+        return to_uint8(values)
     if values.size and (values.min() < 0 or values.max() > 255):
         raise ConfigError(f"output {output!r} holds values outside [0, 255]: not uint8 images")
     return values.astype("uint8")

@@ -68,7 +68,7 @@ from kerasgan.losses import (  # re-exported: st.gram_matrix etc. keep working
     style_statistics_loss,
     total_variation_loss,
 )
-from kerasgan.utils import is_offline
+from kerasgan.utils import is_offline, to_uint8
 
 # Content from one deep layer, style from the first layer of every block. Gatys et al. take
 # the content from conv4_2 (`GATYS_CONTENT_LAYERS`); the default here is TensorFlow's
@@ -213,11 +213,6 @@ def resize_long_side(image, size):
     scale = size / max(height, width)
     new_size = (max(16, round(height * scale)), max(16, round(width * scale)))
     return tf.image.resize(image, new_size, method="bilinear", antialias=True)
-
-
-def to_uint8(images):
-    """Float images in `[0, 1]` (values outside are clipped) -> `uint8` in `[0, 255]`."""
-    return tf.cast(tf.round(tf.clip_by_value(images, 0.0, 1.0) * 255.0), tf.uint8)
 
 
 # === The VGG19 feature extractor ===
@@ -464,7 +459,7 @@ def stylize(
         _optimize_gradient(
             image, objective, _make_optimizer(optimizer, learning_rate), steps, history, progbar
         )
-    return ops.convert_to_numpy(to_uint8(image[0])), history
+    return ops.convert_to_numpy(to_uint8(image[0], value_range=(0, 1))), history
 
 
 _LOSS_NAMES = ("total", "content", "style", "tv")
@@ -866,7 +861,7 @@ class AdaINStylizer(keras.Model):
         style = tf.image.resize(style, _multiple_of_8(style_size), antialias=True)
         alpha = tf.clip_by_value(tf.cast(alpha, tf.float32), 0.0, 1.0)
         images = self((content, style), alpha=alpha, training=False)
-        return to_uint8(tf.image.resize(images, size))
+        return to_uint8(tf.image.resize(images, size), value_range=(0, 1))
 
     def serving_functions(self):
         """The functions an export serves, by signature name (see `kerasgan.export`).

@@ -1,12 +1,19 @@
 """Training runs: one function behind `python -m kerasgan train` and the notebooks.
 
+`train` is a short sequence of named steps, each usable on its own: `resolve_settings` (check
+the options, fill in the recipe's defaults), `prepare_run` (lock the run folder, check it holds
+this run), `load_run_data`, `build_model`, `resume` (restore the latest checkpoint),
+`record_run` (options.json, model.json), `completed_run` (a run already trained and exported),
+`fit_run` (Keras `fit` with the run's callbacks) and `finish_run` (export, summary.json,
+divergence).
+
 A run lives in a folder (default `runs/<model>`):
 
 ```
 runs/dcgan/
   options.json         the exact options of the run (a rerun must match them to resume)
-  checkpoints/         the latest checkpoints (networks, both optimizers, RNG state, epoch)
-  sample_latents.npy   the fixed latent batch of the sample grids
+  checkpoints/         the latest checkpoints (networks, optimizers, RNG state, epoch)
+  sample_latents.npy   the fixed latent batch of the sample grids (models with a latent)
   samples/             epoch_0001.png, epoch_0002.png, ...
   progress.gif         the sample grids of the whole run as an animation
   logs/                TensorBoard logs (losses, D(x), D(G(z)), sample grids)
@@ -24,6 +31,7 @@ nothing and raises `TrainingDiverged`. Each model family registers a `Recipe`
 (how to build it, which data it expects, how it exports) in `kerasgan/recipes.py`.
 """
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -274,7 +282,7 @@ def _resolve_source(recipe, data, data_options):
     return "tfds"
 
 
-def _load_data(recipe, data, image_size, channels, data_options, seed):
+def _load_data(recipe, data, image_size, channels, data_options, seed=0):
     if recipe.load_data is not None:
         # A loader with randomness of its own (CycleGAN's pairing and jitter) follows the run's seed.
         if "seed" in inspect.signature(recipe.load_data).parameters:
@@ -311,6 +319,16 @@ def _check_classes(gan, dataset, data, model, preset):
     )
 
 
+def image_shape(recipe, dataset):
+    """`(height, channels)` of the images `recipe`'s model is built for, read from `dataset`."""
+    if recipe.image_shape is not None:
+        height, channels = recipe.image_shape(dataset)
+    else:
+        element = dataset.element_spec[0] if recipe.with_labels else dataset.element_spec
+        height, _, channels = element.shape
+    return int(height), int(channels)
+
+
 def _completed_summary(summary_path, epochs_done, export):
     """The previous summary when the checkpoint's `epochs_done` were trained AND exported.
 
@@ -329,6 +347,9 @@ def _completed_summary(summary_path, epochs_done, export):
     if export and not (previous.get("export_path") and os.path.isdir(previous["export_path"])):
         return None
     return previous
+
+
+# === The steps of a run ===
 
 
 def train(
@@ -356,6 +377,10 @@ def train(
 ):
     """Train a course model in a run folder, resuming it if it was interrupted, then export it.
 
+    The steps, each a function of this module: `resolve_settings`, `prepare_run` (the folder's
+    lock and identity), `load_run_data`, `build_model`, `resume`, `record_run`,
+    `completed_run` (nothing left to do), `fit_run`, `finish_run` (export and summary).
+
     Args:
         model: a name in `recipes.MODEL_MODULES` (`"dcgan"`, ...).
         data: `"auto"` (tensorflow-datasets, or the embedded copy offline), `"tfds"`,
@@ -382,7 +407,7 @@ def train(
             CycleGAN's `pair`, `data_a`, `data_b`).
         callbacks: extra Keras callbacks (live plots, FID tracking), run after the checkpoint
             and before the CSV and TensorBoard loggers.
-        export: whether to export the generator at the end.
+        export: whether to export the trained model at the end.
         verbose: Keras `fit` verbosity (1 shows a progress bar).
         deterministic: make TensorFlow's kernels deterministic
             (`tf.config.experimental.enable_op_determinism()`, for the rest of the process):
@@ -400,12 +425,115 @@ def train(
         gan_callbacks.CheckpointError: a checkpoint could not be written (e.g. a full disk);
             the previous checkpoint is intact.
     """
+    settings = resolve_settings(
+        model, data=data, epochs=epochs, batch_size=batch_size, output=output,
+        export_dir=export_dir, export_name=export_name, time_budget=time_budget, seed=seed,
+        preset=preset, precision_policy=precision_policy, strategy=strategy,
+        jit_compile=jit_compile, image_size=image_size, channels=channels,
+        data_options=data_options, export=export, verbose=verbose, deterministic=deterministic,
+    )
+    with prepare_run(settings) as source:
+        run_data = load_run_data(settings, source)
+        gan = build_model(settings, run_data)
+        checkpoint, initial_epoch = resume(gan, settings)
+        record_run(settings, run_data)
+        completed = completed_run(gan, settings, initial_epoch)
+        if completed is not None:
+            return completed
+        outcome = fit_run(gan, checkpoint, settings, run_data.dataset, initial_epoch, callbacks)
+        return finish_run(gan, settings, outcome)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """A run's options, checked and resolved: what every step of `train` reads.
+
+    Made by `resolve_settings`. The names follow `train`'s arguments, with the recipe's
+    defaults filled in; the rest are resolved from them.
+
+    Attributes:
+        recipe: the model family's `Recipe`.
+        run_dir: the run folder (on a non-chief worker: the worker's own sub-folder).
+        policy: the resolved precision policy (`precision_option` is what was asked for).
+        distributed: the `tf.distribute.Strategy` (`strategy` is its name).
+        jit: `jit_compile` for `Model.compile` (`jit_option` is what was asked for).
+        export: whether this process exports (never on a non-chief worker).
+    """
+
+    recipe: Recipe
+    model: str
+    preset: str
+    run_dir: str
+    data: str
+    data_options: dict
+    epochs: int
+    batch_size: int
+    seed: int
+    image_size: int | None
+    channels: int | None
+    time_budget: float | None
+    policy: str
+    precision_option: str
+    strategy: str
+    distributed: tf.distribute.Strategy
+    jit: bool | str
+    jit_option: bool | str
+    export: bool
+    export_dir: str
+    export_name: str
+    deterministic: bool
+    verbose: int
+
+    def options(self, data_source):
+        """The run's options.json: what `--data` meant (`data_source`), then every option."""
+        from kerasgan import __version__
+
+        return {
+            "model": self.model,
+            "preset": self.preset,
+            "data": self.data,
+            "data_source": data_source,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "data_options": self.data_options,
+            "epochs": self.epochs,
+            "time_budget": self.time_budget,
+            "precision": self.policy,
+            "precision_option": self.precision_option,
+            "strategy": self.strategy,
+            "jit_compile": self.jit_option,
+            "deterministic": bool(self.deterministic),
+            "kerasgan_version": __version__,
+        }
+
+
+def resolve_settings(
+    model="dcgan", *, data="auto", epochs=None, batch_size=None, output=None,
+    export_dir="saved_models", export_name=None, time_budget=None, seed=0, preset="default",
+    precision_policy="auto", strategy="default", jit_compile="auto", image_size=None,
+    channels=None, data_options=None, export=True, verbose=1, deterministic=False,
+):
+    """Check `train`'s options and resolve them into `RunSettings`; nothing is written.
+
+    Args:
+        model, ...: as for `train` (every argument but `callbacks`).
+
+    Returns:
+        The `RunSettings` of the run.
+
+    Raises:
+        ConfigError: an unknown model or preset, an invalid number, seed, `data` or strategy
+            option.
+        ExportError: an `export_name` that is not a plain folder name.
+    """
+    from kerasgan.export import check_export_name
+
     recipe = get_recipe(model)
     _validate(epochs, batch_size, time_budget, data, seed, own_loader=recipe.load_data is not None)
     if preset not in recipe.presets:
         raise ConfigError(f"unknown preset {preset!r} for {model}; choose one of: {', '.join(recipe.presets)}")
-    from kerasgan.export import check_export_name
-
     # Checked now, not after training: an empty or path-like name must not cost a run.
     export_name = model if export_name is None else check_export_name(export_name)
     policy = precision.resolve_policy(precision_policy)
@@ -422,211 +550,385 @@ def train(
         # Every worker keeps its own checkpoints (they must all save); only the chief exports.
         run_dir = os.path.join(run_dir, "workers", distribution.worker_name(distributed))
         export = False
-    _ensure_writable(run_dir, "output folder")
-    if export:
-        _ensure_writable(export_dir, "export folder")
-    lock = _acquire_lock(run_dir)
+    return RunSettings(
+        recipe=recipe, model=model, preset=preset, run_dir=run_dir, data=data,
+        data_options=data_options or {}, epochs=epochs, batch_size=batch_size, seed=seed,
+        image_size=image_size, channels=channels, time_budget=time_budget, policy=policy,
+        precision_option=precision_policy, strategy=strategy, distributed=distributed, jit=jit,
+        jit_option=jit_compile, export=export, export_dir=export_dir, export_name=export_name,
+        deterministic=deterministic, verbose=verbose,
+    )
+
+
+@contextlib.contextmanager
+def prepare_run(settings):
+    """Hold the run folder for one `train`: made writable, locked, and checked to be this run's.
+
+    The lock is taken before anything else is written (not even the export folder is made for
+    a refused run) and released when the body ends, however it ends.
+
+    Args:
+        settings: the run's `RunSettings`.
+
+    Yields:
+        What `--data` stands for in this run (`"tfds"`, `"embedded"` or the option itself):
+        for a resumed run, what it meant when the run started.
+
+    Raises:
+        RunLocked: another `train` holds the folder.
+        ConfigError: the folder (or the export folder) cannot be written, holds another run's
+            checkpoints, or checkpoints written by an incompatible kerasgan.
+    """
+    _ensure_writable(settings.run_dir, "output folder")
+    lock = _acquire_lock(settings.run_dir)
     try:
-        return _train_locked(
-            recipe, model, run_dir, lock, distributed, jit, policy,
-            data=data, epochs=epochs, batch_size=batch_size, export_dir=export_dir,
-            export_name=export_name, time_budget=time_budget, seed=seed, preset=preset,
-            precision_policy=precision_policy, strategy=strategy, jit_compile=jit_compile,
-            image_size=image_size, channels=channels, data_options=data_options or {},
-            callbacks=callbacks, export=export, verbose=verbose, deterministic=deterministic,
-        )
+        if settings.export:
+            _ensure_writable(settings.export_dir, "export folder")
+        # Before comparing options: a run folder of an older kerasgan is refused for its format.
+        gan_callbacks.check_format(os.path.join(settings.run_dir, "checkpoints"))
+        previous = _previous_options(settings.run_dir)
+        if settings.data == "auto" and (previous or {}).get("data") == "auto" and previous.get("data_source"):
+            source = previous["data_source"]  # what `auto` meant when this run started
+        else:
+            source = _resolve_source(settings.recipe, settings.data, settings.data_options)
+        _check_options(settings.run_dir, previous, settings.options(source))
+        yield source
     finally:
         _release_lock(lock)
 
 
-def _train_locked(
-    recipe, model, run_dir, lock, distributed, jit, policy, *, data, epochs, batch_size,
-    export_dir, export_name, time_budget, seed, preset, precision_policy, strategy, jit_compile,
-    image_size, channels, data_options, callbacks, export, verbose, deterministic,
-):
-    """`train` once the options are checked and the run folder is locked."""
-    from kerasgan import __version__
+@dataclasses.dataclass(frozen=True)
+class RunData:
+    """The run's training data: the unbatched dataset, where it came from, its image shape."""
 
-    # Before comparing options: a run folder of an older kerasgan is refused for its format.
-    gan_callbacks.check_format(os.path.join(run_dir, "checkpoints"))
-    previous = _previous_options(run_dir)
-    if data == "auto" and previous and previous.get("data") == "auto" and previous.get("data_source"):
-        source = previous["data_source"]  # what `auto` meant when this run started
-    else:
-        source = _resolve_source(recipe, data, data_options)
-    options = {
-        "model": model,
-        "preset": preset,
-        "data": data,
-        "data_source": source,
-        "batch_size": batch_size,
-        "seed": seed,
-        "image_size": image_size,
-        "channels": channels,
-        "data_options": data_options,
-        "epochs": epochs,
-        "time_budget": time_budget,
-        "precision": policy,
-        "precision_option": precision_policy,
-        "strategy": strategy,
-        "jit_compile": jit_compile,
-        "deterministic": bool(deterministic),
-        "kerasgan_version": __version__,
-    }
-    _check_options(run_dir, previous, options)
+    dataset: tf.data.Dataset
+    source: str
+    height: int
+    channels: int
+
+
+def load_run_data(settings, source):
+    """Load the run's dataset from `source` (see `prepare_run`).
+
+    Args:
+        settings: the run's `RunSettings`.
+        source: what `--data` stands for in this run.
+
+    Returns:
+        A `RunData`; its `source` is `"embedded"` when `--data auto` fell back to the embedded
+        copy because tensorflow-datasets failed.
+
+    Raises:
+        DataError: the data cannot be loaded.
+        ConfigError: data options the model does not take.
+    """
+    recipe = settings.recipe
+
+    def load(source):
+        return _load_data(
+            recipe, source, settings.image_size, settings.channels, settings.data_options,
+            settings.seed,
+        )
 
     try:
-        dataset = _load_data(recipe, source, image_size, channels, data_options, seed)
+        dataset = load(source)
     except DataError as error:
         # `auto`'s promise: the embedded copy when tensorflow-datasets fails after all.
-        if data != "auto" or source != "tfds" or recipe.dataset not in datasets.EMBEDDED:
+        if settings.data != "auto" or source != "tfds" or recipe.dataset not in datasets.EMBEDDED:
             raise
         notice(f"{str(error).split('; ')[0]}; using the embedded copy of {recipe.dataset}")
-        source = options["data_source"] = "embedded"
-        dataset = _load_data(recipe, source, image_size, channels, data_options, seed)
-    if recipe.image_shape is not None:
-        height, depth = recipe.image_shape(dataset)
-    else:
-        element = dataset.element_spec[0] if recipe.with_labels else dataset.element_spec
-        height, _, depth = element.shape
+        source = "embedded"
+        dataset = load(source)
+    return RunData(dataset, source, *image_shape(recipe, dataset))
 
-    precision.set_precision(policy)
-    if deterministic:
+
+def build_model(settings, run_data):
+    """Build and compile the run's model, seeded, under its precision policy and strategy.
+
+    Sets the global precision policy and seeds (and op determinism when asked) first, as the
+    networks' weights depend on them.
+
+    Args:
+        settings: the run's `RunSettings`.
+        run_data: the run's `RunData` (the image shape, and a labelled folder's classes).
+
+    Returns:
+        The compiled model.
+
+    Raises:
+        ConfigError: a labelled folder whose class count is not the model's.
+    """
+    precision.set_precision(settings.policy)
+    if settings.deterministic:
         tf.config.experimental.enable_op_determinism()
-    keras.utils.set_random_seed(seed)
-    with distributed.scope():
-        gan = recipe.build(preset, int(height), int(depth), seed)
-        _check_classes(gan, dataset, data, model, preset)
-        distribution.prepare_model(gan, distributed)
-        gan.compile(jit_compile=jit)
-    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
+    keras.utils.set_random_seed(settings.seed)
+    with settings.distributed.scope():
+        gan = settings.recipe.build(settings.preset, run_data.height, run_data.channels, settings.seed)
+        _check_classes(gan, run_data.dataset, settings.data, settings.model, settings.preset)
+        distribution.prepare_model(gan, settings.distributed)
+        gan.compile(jit_compile=settings.jit)
+    return gan
+
+
+def resume(gan, settings):
+    """Restore the run folder's latest checkpoint into `gan`, if there is one.
+
+    Args:
+        gan: the compiled model of `build_model`.
+        settings: the run's `RunSettings`.
+
+    Returns:
+        `(checkpoint, initial_epoch)`: the `GANCheckpoint` callback of the run, and the epochs
+        the restored checkpoint completed (0 for a new run).
+
+    Raises:
+        ConfigError: a checkpoint of another format, or one that does not match the model.
+    """
+    checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(settings.run_dir, "checkpoints"))
     initial_epoch = checkpoint.restore()  # refuses checkpoints of another format first
-    _write_json(os.path.join(run_dir, "options.json"), options)
-    # How to rebuild this model without its data (for `export_run`).
-    _write_json(os.path.join(run_dir, "model.json"), {
-        "model": model, "preset": preset, "image_size": int(height), "channels": int(depth),
-        "seed": seed, "precision": policy, "kerasgan_version": __version__,
-        "checkpoint_format": gan_callbacks.CHECKPOINT_FORMAT,
-    })
     if checkpoint.manager.latest_checkpoint:
         # A checkpoint of a cut-short epoch counts only the epochs completed before it.
         when = f"after epoch {initial_epoch}" if initial_epoch else "saved during epoch 1"
-        notice(f"resuming {run_dir} from its checkpoint {when}")
+        notice(f"resuming {settings.run_dir} from its checkpoint {when}")
+    return checkpoint, initial_epoch
 
-    summary_path = os.path.join(run_dir, "summary.json")
-    if initial_epoch >= epochs:
-        previous_summary = _completed_summary(summary_path, initial_epoch, export)
-        if previous_summary is not None:
-            notice(f"{run_dir} is already complete ({initial_epoch} of {epochs} epochs)")
-            previous_summary.update(steps=0, wall_seconds=0.0, stopped_by=None, unfinished_steps=0)
-            return RunSummary(**previous_summary, gan=gan)
 
-    latents_path = os.path.join(run_dir, "sample_latents.npy")
+def record_run(settings, run_data):
+    """Write options.json (the run's identity) and model.json (how to rebuild its model)."""
+    from kerasgan import __version__
+
+    _write_json(os.path.join(settings.run_dir, "options.json"), settings.options(run_data.source))
+    # How to rebuild this model without its data (for `export_run`).
+    _write_json(os.path.join(settings.run_dir, "model.json"), {
+        "model": settings.model, "preset": settings.preset, "image_size": run_data.height,
+        "channels": run_data.channels, "seed": settings.seed, "precision": settings.policy,
+        "kerasgan_version": __version__, "checkpoint_format": gan_callbacks.CHECKPOINT_FORMAT,
+    })
+
+
+def completed_run(gan, settings, initial_epoch):
+    """The summary of a run already trained for its epochs and exported, or None.
+
+    Returns:
+        A `RunSummary` of the earlier invocation (with no steps and no wall time this time)
+        when nothing is left to do, else None.
+    """
+    if initial_epoch < settings.epochs:
+        return None
+    previous = _completed_summary(
+        os.path.join(settings.run_dir, "summary.json"), initial_epoch, settings.export
+    )
+    if previous is None:
+        return None
+    notice(f"{settings.run_dir} is already complete ({initial_epoch} of {settings.epochs} epochs)")
+    previous.update(steps=0, wall_seconds=0.0, stopped_by=None, unfinished_steps=0)
+    return RunSummary(**previous, gan=gan)
+
+
+def sample_grid_inputs(gan, settings):
+    """The fixed latents and condition of the run's sample grids.
+
+    The latents are drawn once from the run's seed and kept in `sample_latents.npy`, so a
+    resumed run draws the same grid. A model without latents (CycleGAN translates a fixed batch
+    of images) gets None for both.
+
+    Returns:
+        `(latents, condition)`.
+    """
+    if not getattr(gan, "latent_dim", None):
+        return None, None
+    latents_path = os.path.join(settings.run_dir, "sample_latents.npy")
     if os.path.exists(latents_path):
-        sample_latents = np.load(latents_path)
+        latents = np.load(latents_path)
     else:
-        sample_latents = gan.latent_batch(recipe.sample_count, gan.latent_dim, seed)
+        latents = gan.latent_batch(settings.recipe.sample_count, gan.latent_dim, settings.seed)
         with atomic_path(latents_path) as tmp:
-            np.save(tmp, sample_latents)
-    sample_condition = gan.sample_condition(recipe.sample_count)
+            np.save(tmp, latents)
+    return latents, gan.sample_condition(settings.recipe.sample_count)
 
-    # A different shuffle seed per resumed epoch, so a resumed run does not replay epoch 1's order.
-    batches = datasets.training_pipeline(dataset, batch_size, seed=seed * 1000 + initial_epoch)
-    throughput = gan_callbacks.Throughput(batch_size)
-    budget = gan_callbacks.TimeBudget(time_budget) if time_budget else None
-    # Silent: `TrainingDiverged` below says what happened, in one line.
+
+@dataclasses.dataclass(frozen=True)
+class FitOutcome:
+    """What `fit_run` did: epochs and steps, speed, history, and why it stopped early, if it did.
+
+    Attributes:
+        divergence: why training diverged (a non-finite loss or weight), or None.
+        out_of_time: the time budget ended training.
+        checkpointed: a checkpoint is on disk (this run's or an earlier one's).
+    """
+
+    epochs_done: int
+    steps: int
+    images_per_second: float
+    wall_seconds: float
+    history: dict
+    divergence: str | None
+    out_of_time: bool
+    unfinished_steps: int
+    checkpointed: bool
+
+
+def fit_run(gan, checkpoint, settings, dataset, initial_epoch, callbacks=()):
+    """Train `gan` from `initial_epoch` to the run's epochs, with the run's callbacks.
+
+    Samples, checkpoints, history.csv and TensorBoard logs are written after every epoch.
+
+    Args:
+        gan: the compiled, resumed model.
+        checkpoint: the run's `GANCheckpoint` (from `resume`).
+        settings: the run's `RunSettings`.
+        dataset: the unbatched training data.
+        initial_epoch: the epochs already done.
+        callbacks: the caller's callbacks (see `train`).
+
+    Returns:
+        A `FitOutcome`.
+    """
+    throughput = gan_callbacks.Throughput(settings.batch_size)
+    budget = gan_callbacks.TimeBudget(settings.time_budget) if settings.time_budget else None
+    # Silent: `TrainingDiverged` says what happened, in one line.
     nan_guard = gan_callbacks.GANTerminateOnNaN(verbose=False)
-    log_dir = os.path.join(run_dir, "logs")
     callback_list = [
+        *([budget] if budget else []),
         throughput,
         nan_guard,
+        *_run_callbacks(gan, checkpoint, settings, callbacks),
+    ]
+    # A different shuffle seed per resumed epoch, so a resumed run does not replay epoch 1's order.
+    batches = datasets.training_pipeline(
+        dataset, settings.batch_size, seed=settings.seed * 1000 + initial_epoch
+    )
+    started = time.monotonic()
+    history = {}
+    if initial_epoch < settings.epochs:
+        if settings.verbose:
+            notice(_start_line(settings, dataset, initial_epoch))
+        result = gan.fit(
+            batches,
+            epochs=settings.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=callback_list,
+            verbose=settings.verbose,
+            shuffle=False,
+        )
+        history = {key: [float(v) for v in values] for key, values in result.history.items()}
+    epochs_done = int(checkpoint.epoch.numpy()) or initial_epoch
+    return FitOutcome(
+        epochs_done=epochs_done,
+        steps=throughput.steps,
+        images_per_second=throughput.images_per_second or 0.0,
+        wall_seconds=time.monotonic() - started,
+        history=history,
+        divergence=nan_guard.reason or checkpoint.refused,
+        out_of_time=budget is not None and budget.exhausted and epochs_done < settings.epochs,
+        unfinished_steps=checkpoint.unfinished_steps,
+        checkpointed=checkpoint.manager.latest_checkpoint is not None,
+    )
+
+
+def _start_line(settings, dataset, initial_epoch):
+    """What is about to be trained, on what, and where: the line before `fit`'s progress bar."""
+    how = _execution_note(
+        settings.strategy, settings.distributed.num_replicas_in_sync, settings.jit is True
+    )
+    return (
+        f"training {settings.model} ({settings.preset}) on {datasets.describe(dataset)}, "
+        f"batch {settings.batch_size}, epochs {initial_epoch + 1}-{settings.epochs}, "
+        f"{settings.policy}{how}; run folder {settings.run_dir}"
+    )
+
+
+def _run_callbacks(gan, checkpoint, settings, callbacks):
+    """The sample grid, the checkpoint, the caller's callbacks, then the loggers, in that order."""
+    latents, condition = sample_grid_inputs(gan, settings)
+    log_dir = os.path.join(settings.run_dir, "logs")
+    return [
         gan_callbacks.SampleGrid(
-            sample_latents,
-            os.path.join(run_dir, "samples"),
-            gif_path=os.path.join(run_dir, "progress.gif"),
-            condition=sample_condition,
+            latents,
+            os.path.join(settings.run_dir, "samples"),
+            gif_path=os.path.join(settings.run_dir, "progress.gif"),
+            condition=condition,
             log_dir=log_dir,
         ),
         checkpoint,
         # The caller's callbacks run after the checkpoint and before the loggers, so values
         # they add to the epoch logs (e.g. FIDCallback's fid) reach history.csv and TensorBoard.
         *callbacks,
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "history.csv"), append=True),
+        keras.callbacks.CSVLogger(os.path.join(settings.run_dir, "history.csv"), append=True),
         keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0),
     ]
-    if budget:
-        callback_list.insert(0, budget)
 
-    started = time.monotonic()
-    history = {}
-    if initial_epoch < epochs:
-        if verbose:
-            notice(
-                f"training {model} ({preset}) on {datasets.describe(dataset)}, batch {batch_size}, "
-                f"epochs {initial_epoch + 1}-{epochs}, {policy}"
-                f"{_execution_note(strategy, distributed.num_replicas_in_sync, jit is True)}; "
-                f"run folder {run_dir}"
-            )
-        result = gan.fit(
-            batches,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callback_list,
-            verbose=verbose,
-            shuffle=False,
-        )
-        history = {key: [float(v) for v in values] for key, values in result.history.items()}
-    epochs_done = int(checkpoint.epoch.numpy()) or initial_epoch
-    wall = time.monotonic() - started
-    divergence = nan_guard.reason or checkpoint.refused
 
+def finish_run(gan, settings, outcome):
+    """Export the trained model (unless it diverged), write summary.json, and report.
+
+    Args:
+        gan: the trained model.
+        settings: the run's `RunSettings`.
+        outcome: the `FitOutcome` of `fit_run`.
+
+    Returns:
+        The `RunSummary` of this invocation.
+
+    Raises:
+        TrainingDiverged: the run diverged (after summary.json is written; nothing exported).
+    """
     export_path = None
-    if export and not divergence:
-        from kerasgan.export import export_model
-
-        export_fn = recipe.export or export_model
-        export_path = export_fn(
-            gan,
-            export_dir,
-            export_name,
-            metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs_done, "preset": preset},
+    if settings.export and not outcome.divergence:
+        export_path = _export_trained(
+            gan, settings.recipe, settings.export_dir, settings.export_name,
+            settings.run_dir, outcome.epochs_done, settings.preset,
         )
     stopped_by = None
-    if divergence:
-        stopped_by = f"divergence: {divergence} (not exported)"
-    elif budget is not None and budget.exhausted and epochs_done < epochs:
+    if outcome.divergence:
+        stopped_by = f"divergence: {outcome.divergence} (not exported)"
+    elif outcome.out_of_time:
         stopped_by = "the time budget"
     summary = RunSummary(
-        model=model,
-        run_dir=run_dir,
-        epochs_done=epochs_done,
-        epochs_total=epochs,
-        steps=throughput.steps,
-        images_per_second=throughput.images_per_second or 0.0,
-        wall_seconds=wall,
+        model=settings.model,
+        run_dir=settings.run_dir,
+        epochs_done=outcome.epochs_done,
+        epochs_total=settings.epochs,
+        steps=outcome.steps,
+        images_per_second=outcome.images_per_second,
+        wall_seconds=outcome.wall_seconds,
         export_path=export_path,
         stopped_by=stopped_by,
-        precision=policy,
-        strategy=strategy,
-        replicas=distributed.num_replicas_in_sync,
+        precision=settings.policy,
+        strategy=settings.strategy,
+        replicas=settings.distributed.num_replicas_in_sync,
         jit_compile=bool(gan.jit_compile),
-        unfinished_steps=checkpoint.unfinished_steps,
-        history=history,
+        unfinished_steps=outcome.unfinished_steps,
+        history=outcome.history,
         gan=gan,
     )
-    _write_json(summary_path, summary.to_json())
-    if divergence:
-        if checkpoint.manager.latest_checkpoint is None:
-            kept = "no checkpoint was written"
-        elif epochs_done:
-            kept = f"the checkpoint after epoch {epochs_done} is kept"
-        else:
-            kept = "the checkpoint saved during epoch 1 is kept"
-        raise TrainingDiverged(
-            f"{model} diverged: {divergence}; training stopped, {kept} in {run_dir}, nothing "
-            "was exported (try a lower learning rate or another seed)"
-        )
+    _write_json(os.path.join(settings.run_dir, "summary.json"), summary.to_json())
+    if outcome.divergence:
+        raise TrainingDiverged(_divergence_message(settings, outcome))
     return summary
+
+
+def _divergence_message(settings, outcome):
+    if not outcome.checkpointed:
+        kept = "no checkpoint was written"
+    elif outcome.epochs_done:
+        kept = f"the checkpoint after epoch {outcome.epochs_done} is kept"
+    else:
+        kept = "the checkpoint saved during epoch 1 is kept"
+    return (
+        f"{settings.model} diverged: {outcome.divergence}; training stopped, {kept} in "
+        f"{settings.run_dir}, nothing was exported (try a lower learning rate or another seed)"
+    )
+
+
+def _export_trained(gan, recipe, export_dir, name, run_dir, epochs, preset):
+    """Export `gan` the recipe's way (default `export.export_model`), naming the run it came from."""
+    from kerasgan.export import export_model
+
+    return (recipe.export or export_model)(
+        gan, export_dir, name,
+        metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs, "preset": preset},
+    )
 
 
 def _execution_note(strategy, replicas, jit):
@@ -656,7 +958,7 @@ def export_run(run_dir, export_dir="saved_models", name=None):
             written by an incompatible kerasgan.
         ExportError: when the checkpoint's weights are not all finite (a diverged run).
     """
-    from kerasgan.export import check_export_name, export_model
+    from kerasgan.export import check_export_name
 
     if name is not None:
         check_export_name(name)
@@ -682,9 +984,9 @@ def export_run(run_dir, export_dir="saved_models", name=None):
                 "the run diverged; not exported"
             )
         _ensure_writable(export_dir, "export folder")
-        return (recipe.export or export_model)(
-            gan, export_dir, built["model"] if name is None else name,
-            metadata={"run_dir": os.path.abspath(run_dir), "epochs": epochs, "preset": built["preset"]},
+        return _export_trained(
+            gan, recipe, export_dir, built["model"] if name is None else name, run_dir, epochs,
+            built["preset"],
         )
     finally:
         keras.mixed_precision.set_dtype_policy(saved_policy)

@@ -19,12 +19,52 @@ import sys
 import tempfile
 import uuid
 
+import numpy as np
+
 from kerasgan.errors import PathError
 
 
 def notice(message):
     """Print one plain line for the user on stderr (not a log record, not a warning)."""
     print(f"kerasgan: {message}", file=sys.stderr, flush=True)
+
+
+def to_uint8(images, value_range=(-1, 1)):
+    """Map float images in `value_range` to uint8 pixels in `[0, 255]`, rounded and clipped.
+
+    The package's one conversion to pixels: sample grids, the exports (inside their graphs),
+    the serving client and style transfer all call it, so a pixel is the same number wherever
+    it is made. Halves round to even (as `np.round` and `tf.round` do); values outside
+    `value_range` (a generator without tanh, float round-off) are clipped.
+
+    Args:
+        images: a NumPy array (or anything `np.asarray` takes), or a TensorFlow tensor,
+            eager or inside a `tf.function` graph. uint8 input is returned unchanged.
+        value_range: `(low, high)`, the values that become 0 and 255: `(-1, 1)` for generator
+            outputs (tanh), `(0, 1)` for style transfer's images.
+
+    Returns:
+        uint8 images of the same shape: a tensor for a tensor, otherwise a NumPy array.
+
+    Example:
+        >>> to_uint8(np.array([-1.0, 0.0, 1.0])).tolist()
+        [0, 128, 255]
+        >>> to_uint8(np.array([0.0, 0.5, 1.0]), value_range=(0, 1)).tolist()
+        [0, 128, 255]
+    """
+    low, high = value_range
+    scale = 255.0 / (high - low)
+    # TensorFlow is loaded whenever a tensor exists; a graph tensor has no values for NumPy.
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and tf.is_tensor(images):
+        if images.dtype == tf.uint8:
+            return images
+        images = tf.cast(images, tf.float32)
+        return tf.cast(tf.clip_by_value(tf.round((images - low) * scale), 0.0, 255.0), tf.uint8)
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.round((images.astype("float32") - low) * scale), 0, 255).astype("uint8")
 
 
 def process_is_running(pid):

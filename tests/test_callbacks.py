@@ -200,6 +200,8 @@ def test_cyclegan_checkpoint_restores_its_four_networks_pools_and_optimizers_by_
     assert callbacks.GANCheckpoint(fresh, str(tmp_path)).restore() == 1
     for a, b in zip(gan.variables, fresh.variables):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
-    for original, copy in ((gan.g_optimizer, fresh.g_optimizer), (gan.d_optimizer, fresh.d_optimizer)):
+    for optimizer in CycleGAN.optimizer_of.values():  # one optimizer per network, four
+        original, copy = getattr(gan, optimizer), getattr(fresh, optimizer)
+        assert original.variables
         for a, b in zip(original.variables, copy.variables):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

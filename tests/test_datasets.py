@@ -436,3 +436,40 @@ def test_describe_unpaired_pairs():
     b = tf.data.Dataset.from_tensor_slices(np.zeros((3, 16, 16, 3), "float32"))
     mixed = tf.data.Dataset.zip((a, b)).filter(lambda a, b: True)
     assert datasets.describe(mixed) == "(a, b) pairs of 8x8x1 and 16x16x3 images"
+
+
+# === The model-specific loaders behind the CLI recipes ===
+
+
+def test_biggan_loader_gives_labelled_digits_and_names_its_choices():
+    image, label = first(datasets.load_biggan_labelled_images("embedded"))
+    assert image.shape == (32, 32, 1) and label.dtype == tf.int32
+    with pytest.raises(ConfigError, match="--data for biggan must be .*cifar10.*'cifar100'"):
+        datasets.load_biggan_labelled_images("cifar100")
+    with pytest.raises(DataError):  # offline in tests: tensorflow-datasets cannot serve it
+        datasets.load_biggan_labelled_images("cifar10")
+
+
+def test_stylegan_loader_gives_coloured_digits_at_32_px_offline():
+    image = first(datasets.load_stylegan_images("embedded"))
+    assert image.shape == (32, 32, 3) and image.dtype == tf.float32
+    assert first(datasets.load_stylegan_images("auto", image_size=16)).shape == (16, 16, 3)
+
+
+def test_cyclegan_loader_gives_digit_pairs_and_refuses_a_folder_as_data():
+    pairs = datasets.load_cyclegan_pairs("embedded", seed=1)
+    a, b = first(pairs)
+    assert a.shape == b.shape == (32, 32, 1)
+    assert datasets.cyclegan_pair_shape(pairs) == (32, 1)
+    with pytest.raises(ConfigError, match="cyclegan trains on two image sets: give folders with "
+                       "--data-a and --data-b"):
+        datasets.load_cyclegan_pairs("photos/")
+
+
+def test_center_crop_resize_keeps_the_centred_square():
+    # a 4 x 8 image whose middle 4 x 4 square is white, the rest black
+    image = np.zeros((4, 8, 1), "float32")
+    image[:, 2:6] = 1.0
+    square = datasets.center_crop_resize(tf.constant(image), 2)
+    assert square.shape == (2, 2, 1)
+    np.testing.assert_allclose(square.numpy(), 1.0, atol=1e-6)

@@ -65,6 +65,88 @@ def test_works_with_a_conditional_batch_and_image_gan():
     assert all(math.isfinite(history.history[key][0]) for key in KEYS)
 
 
+def _reference_norms(gan, images, labels, latent):
+    """D's and G's gradient norms of the non-saturating game's losses, written out here: both
+    networks in inference mode, the labels (if any) as both networks' second input."""
+
+    def conditioned(x):
+        return x if labels is None else [x, labels]
+
+    generator, discriminator = gan.generator, gan.discriminator
+    images = tf.constant(images)
+    fake = generator(conditioned(latent), training=False)
+    with tf.GradientTape() as tape:
+        real_logits = discriminator(conditioned(images), training=False)
+        fake_logits = discriminator(conditioned(fake), training=False)
+        d_loss = tf.reduce_mean(tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits))
+    d_norm = tf.linalg.global_norm(tape.gradient(d_loss, discriminator.trainable_variables))
+    with tf.GradientTape() as tape:
+        fake_logits = discriminator(conditioned(generator(conditioned(latent), training=False)),
+                                    training=False)
+        g_loss = tf.reduce_mean(tf.nn.softplus(-fake_logits))
+    g_norm = tf.linalg.global_norm(tape.gradient(g_loss, generator.trainable_variables))
+    return float(d_norm), float(g_norm)
+
+
+def _norms(gan, batch, **kwargs):
+    diagnostics = GANDiagnostics(batch, verbose=False, **kwargs)
+    diagnostics.set_model(gan)
+    diagnostics.on_train_begin()
+    return diagnostics, diagnostics.gradient_norms()
+
+
+def test_gradient_norms_are_of_the_adversarial_loss_alone_without_weight_penalties():
+    """A discriminator whose layers add a large weight penalty: the norms are those of the
+    adversarial loss only, as documented (the penalty is the model's business, not a sign of
+    the game's health)."""
+    discriminator = keras.Sequential([
+        keras.Input((2,)),
+        keras.layers.Dense(16, activation="relu", kernel_regularizer=keras.regularizers.L2(100.0)),
+        keras.layers.Dense(1),
+    ])
+    gan = ToyGAN(ToyGAN.build(width=16, depth=2).generator, discriminator, seed=0)
+    gan.compile()
+    assert discriminator.losses  # the penalty is there to be left out
+    points = ring_of_gaussians(32, seed=0)
+    diagnostics, norms = _norms(gan, points)
+    expected = _reference_norms(gan, points, None, tf.constant(diagnostics.latent))
+    np.testing.assert_allclose(norms, expected, rtol=1e-5)
+
+
+def test_a_class_conditional_gan_gets_the_labels_of_its_batch():
+    """`(images, labels)`: both networks of a conditional GAN take the batch's labels; without
+    labels the callback stops with the model's one-line data error."""
+    from kerasgan.errors import DataError
+    from kerasgan.models.conditional_gan import ConditionalGAN
+
+    gan = ConditionalGAN.from_preset("tiny", seed=0)
+    gan.compile()
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (6, 28, 28, 1)).astype("float32")
+    labels = np.array([0, 1, 2, 3, 4, 5], "int32")
+    diagnostics, norms = _norms(gan, (images, labels))
+    expected = _reference_norms(gan, images, tf.constant(labels), tf.constant(diagnostics.latent))
+    np.testing.assert_allclose(norms, expected, rtol=1e-5)
+    # The labels matter: the same images under other labels give other norms.
+    _, other = _norms(gan, (images, labels[::-1].copy()))
+    assert not np.allclose(norms, other)
+    with pytest.raises(DataError, match="with_labels=True"):
+        _norms(gan, images)
+
+
+def test_the_callback_calls_the_networks_and_the_loss_itself():
+    """No hook of the model stands between the callback and the networks or the loss."""
+    import inspect
+    import re
+
+    from tests.models.test_gan import HOOKS
+
+    source = inspect.getsource(GANDiagnostics)
+    assert not [name for name in HOOKS if re.search(rf"(?<!adversarial_loss)\.{name}\(", source)]
+    assert "adversarial_loss.discriminator_loss(" in source
+    assert "adversarial_loss.generator_loss(" in source
+
+
 # === Exercises of notebook 11 (kerasgan.course) ===
 
 

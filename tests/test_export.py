@@ -75,10 +75,64 @@ def test_missing_export_and_signature_are_clear_errors(gan, tmp_path):
         export.load_serving_signature(path, "nope")
 
 
-def test_images_to_uint8_rounds_and_clips():
-    values = tf.constant([-2.0, -1.0, 0.0, 0.999, 1.0, 3.0])
-    assert export.images_to_uint8(values).numpy().tolist() == [0, 0, 128, 255, 255, 255]
+def test_the_first_version_is_one():
     assert export.next_version("/nonexistent") == 1
+
+
+def signature_inputs(functions):
+    """`{signature: [(input name, dtype, shape), ...]}` of a dict of serving functions."""
+    return {
+        name: [(spec.name, spec.dtype.name, spec.shape.as_list()) for spec in f.input_signature]
+        for name, f in functions.items()
+    }
+
+
+def test_export_chooses_the_serving_functions_from_the_kind_of_model():
+    from kerasgan import recipes
+
+    def tiny(name, image_size, channels):
+        return recipes.get_recipe(name).build("tiny", image_size, channels, 0)
+
+    latent = ("latent", "float32", [None, 8])
+    labelled = [("latent", "float32", [None, 8]), ("labels", "int32", [None])]
+    assert signature_inputs(export.serving_functions(DCGAN.from_preset("tiny", seed=0))) == {
+        "serving_default": [latent], "predict_float": [latent],
+    }
+    assert signature_inputs(export.serving_functions(tiny("cgan", 28, 1))) == {
+        "serving_default": labelled, "predict_float": labelled,
+    }
+    biggan = tiny("biggan", 32, 3)
+    with_truncation = [("latent", "float32", [None, biggan.latent_dim]), labelled[1],
+                       ("truncation", "float32", [])]
+    assert signature_inputs(export.serving_functions(biggan)) == {
+        "serving_default": with_truncation, "predict_float": with_truncation,
+    }
+    stylegan = tiny("stylegan", 16, 3)
+    styled = [("latent", "float32", [None, stylegan.latent_dim]), ("truncation_psi", "float32", [])]
+    assert signature_inputs(export.serving_functions(stylegan)) == {
+        "serving_default": styled, "predict_float": styled,
+        "mix": [("latent_rows", "float32", [None, stylegan.latent_dim]),
+                ("latent_cols", "float32", [None, stylegan.latent_dim]),
+                ("crossover", "int32", []), ("truncation_psi", "float32", [])],
+    }
+    cyclegan = tiny("cyclegan", 16, 1)
+    for direction in ("a2b", "b2a"):
+        one_way = export.CycleGANDirection(cyclegan, direction)
+        assert one_way.variables == cyclegan.generator_for(direction).variables
+        assert signature_inputs(export.serving_functions(one_way)) == {
+            "serving_default": [("images", "uint8", [None, None, None, 1])],
+            "predict_float": [("images", "float32", [None, None, None, 1])],
+        }
+
+
+def test_an_object_with_its_own_serving_functions_keeps_them_and_others_are_refused():
+    class Served:
+        def serving_functions(self):
+            return {"serving_default": "its own"}
+
+    assert export.serving_functions(Served()) == {"serving_default": "its own"}
+    with pytest.raises(ExportError, match="cannot export a str: not a kerasgan model"):
+        export.serving_functions("dcgan")
 
 
 def test_exports_are_readable_by_other_users(gan, tmp_path):

@@ -17,13 +17,18 @@ from kerasgan.errors import ConfigError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_run(tmp_path, **overrides):
+def tiny_options(tmp_path, **overrides):
+    """The options of a tiny DCGAN run in `tmp_path` (`run/`, exports in `models/`)."""
     options = dict(
         data="embedded", preset="tiny", epochs=2, batch_size=256, output=str(tmp_path / "run"),
         export_dir=str(tmp_path / "models"), seed=0, precision_policy="float32", verbose=0,
     )
     options.update(overrides)
-    return training.train("dcgan", **options)
+    return options
+
+
+def tiny_run(tmp_path, **overrides):
+    return training.train("dcgan", **tiny_options(tmp_path, **overrides))
 
 
 def test_a_run_writes_its_folder_and_exports(tmp_path):

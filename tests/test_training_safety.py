@@ -317,6 +317,7 @@ def test_a_second_train_on_a_locked_run_folder_is_refused(tmp_path, kerasgan):
     assert_one_clear_line(result, f"{run} is in use by another train (process {owner}")
     assert (run / "train.lock").read_text() == f"{owner}\n"  # the owner's lock is untouched
     assert not os.path.exists(run / "checkpoints") and not os.path.exists(run / "options.json")
+    assert not os.path.exists(tmp_path / "models")  # a refused run makes no export folder either
 
 
 def test_a_stale_lock_is_reported_and_taken_over_and_the_lock_is_released(tmp_path, capsys):

@@ -98,20 +98,18 @@ Departures from the paper, and why:
 """
 
 import math
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from kerasgan import datasets, losses
+from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.layers.attention import SelfAttention2D
 from kerasgan.layers.normalization import ConditionalBatchNormalization, SpectralNormalization
 from kerasgan.models.conditional_gan import ConditionalGAN, labelled_batch
 from kerasgan.models.gan import global_batch_mean, minimize, preset_config, regularization_loss
-from kerasgan.recipes import Recipe
 
 # Named configurations. "cifar10" (the default) is the paper's CIFAR-10 architecture at an
 # eighth of its width, sized for a CPU; "cifar10_paper" has the paper's widths (a GPU job);
@@ -710,96 +708,9 @@ class BigGAN(ConditionalGAN):
             latent = truncate_latent(latent, truncation).numpy()
         return super().generate_from_latent(latent, batch_size, condition)
 
-    def serving_functions(self):
-        """`ConditionalGAN`'s signatures with a third input: `latent` float32
-        `[None, latent_dim]`, `labels` int32 `[None]` and `truncation` float32 scalar (`inf`:
-        none) -> `images` (uint8 from `serving_default`, `[-1, 1]` floats from `predict_float`).
-
-        The latents are truncated inside the graph, then go through the conditional GAN's
-        functions, which reject labels outside `[0, num_classes)` and mismatched batch sizes;
-        a non-positive truncation is rejected here, each with a message saying so.
-        """
-        truncation_spec = tf.TensorSpec([], tf.float32, name="truncation")
-
-        def with_truncation(labelled):
-            draw = labelled.python_function  # traced into this graph, not called as a function
-
-            @tf.function(input_signature=[*labelled.input_signature, truncation_spec])
-            def serve(latent, labels, truncation):
-                check = tf.debugging.assert_positive(
-                    truncation, message="truncation must be a positive threshold (inf: none)"
-                )
-                with tf.control_dependencies([check]):
-                    latent = truncate_latent(latent, truncation)
-                return draw(latent, labels)
-
-            return serve
-
-        return {name: with_truncation(fn) for name, fn in super().serving_functions().items()}
-
     # === Serialization ===
 
     def get_config(self):
         config = super().get_config()
         config.update(orthogonal_beta=self.orthogonal_beta)
         return config
-
-
-# === Data and CLI recipe ===
-
-# `--data` values besides auto/tfds/embedded (MNIST) and folders: name -> datasets.load args.
-NAMED_DATA = {
-    "cifar10": {"name": "cifar10", "source": "tfds"},  # the paper's 32x32 experiment (online)
-    "colored_mnist": {"name": "colored_mnist", "source": "embedded"},  # offline, in colour
-}
-
-
-def load_data(data, image_size=None, channels=None):
-    """BigGAN's training pairs: MNIST digits at 32x32 by default, CIFAR-10 with `cifar10`.
-
-    Args:
-        data: `"auto"`, `"tfds"` or `"embedded"` (MNIST: tensorflow-datasets, or the embedded
-            5,000-digit sample offline), `"cifar10"` (tensorflow-datasets CIFAR-10, the paper's
-            32x32 experiment), `"colored_mnist"` (the embedded digits in random colours), or a
-            folder of images in one sub-folder per class.
-        image_size: image height and width (default 32).
-        channels: image channels (default: the dataset's; 3 for folders).
-
-    Returns:
-        An unbatched dataset of `(image, label)` pairs.
-
-    Raises:
-        ConfigError: for a `data` that is none of these.
-    """
-    image_size = image_size or 32
-    if data in ("auto", "tfds", "embedded"):
-        return datasets.load(
-            "mnist", source=data, image_size=image_size, channels=channels, with_labels=True
-        )
-    if data in NAMED_DATA:
-        return datasets.load(
-            **NAMED_DATA[data], image_size=image_size, channels=channels, with_labels=True
-        )
-    if os.path.isdir(os.path.expanduser(data)):
-        return datasets.load(data, image_size=image_size, channels=channels or 3, with_labels=True)
-    raise ConfigError(
-        f"--data for biggan must be auto, tfds, embedded, {', '.join(NAMED_DATA)} or a folder "
-        f"of images in one sub-folder per class; {data!r} is none of these"
-    )
-
-
-RECIPE = Recipe(
-    name="biggan",
-    build=lambda preset, image_size, channels, seed: BigGAN.from_preset(
-        preset, image_size=image_size, channels=channels, seed=seed
-    ),
-    description="BigGAN (Brock et al., 2019): class-conditional digits at 32x32 "
-    "(--data cifar10|colored_mnist)",
-    dataset="mnist",
-    with_labels=True,
-    epochs=15,
-    batch_size=64,
-    presets=tuple(CONFIGS),
-    sample_count=100,
-    load_data=load_data,
-)

@@ -52,9 +52,9 @@ tell them apart by class frequency, and no label distribution has to be chosen. 
 penalties that a network's layers add (none in this file's networks) join that network's
 loss in steps 4 and 5.
 
-The base GAN's hooks (`unpack_batch`, `generator_inputs`, `discriminate`, `sample_condition`)
-stay defined here for the code that drives a trained model from outside the step (sample grids,
-`callbacks.GANDiagnostics`, BigGAN's sampling); the step calls the networks itself.
+Code that drives the model from outside the step (sample grids, `generate`,
+`callbacks.GANDiagnostics`) calls the networks the same way the step does: `generator([z, y])`,
+`discriminator([x, y])`, with `y` from `(images, labels)` pairs (`labelled_batch`).
 """
 
 import keras
@@ -64,7 +64,6 @@ from keras import layers, ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError, DataError
-from kerasgan.export import images_to_uint8
 from kerasgan.models import dcgan
 from kerasgan.models.gan import (
     GAN,
@@ -74,7 +73,6 @@ from kerasgan.models.gan import (
     refuse_generate_options,
     regularization_loss,
 )
-from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
 # well under a second, for tests and notebook smoke runs.
@@ -351,17 +349,7 @@ class ConditionalGAN(GAN):
             "d_fake": losses.discriminator_probability(fake_logits),
         })
 
-    # === Conditioning hooks, for code that drives the model from outside the step ===
-
-    def unpack_batch(self, data):
-        """`(images, labels)` pairs -> images and int32 labels `[batch]` (`labelled_batch`)."""
-        return labelled_batch(data)
-
-    def generator_inputs(self, latent, condition):
-        return [latent, condition]
-
-    def discriminate(self, images, condition, training):
-        return self.discriminator([images, condition], training=training)
+    # === Sample grids: a row per class ===
 
     def sample_condition(self, n):
         """A row per class (see `class_grid_labels`); with `preview_columns`, grids of
@@ -422,61 +410,9 @@ class ConditionalGAN(GAN):
         labels = self.class_labels(condition, len(latent))
         return super().generate_from_latent(latent, batch_size, labels)
 
-    def serving_functions(self):
-        """The export's signatures: `latent` float32 `[None, latent_dim]` and `labels` int32
-        `[None]` -> `images` (uint8 from `serving_default`, `[-1, 1]` floats from
-        `predict_float`).
-
-        Labels outside `[0, num_classes)` and a latent batch that does not match the labels
-        are rejected inside the graph (`InvalidArgumentError` naming the range), so a server
-        answers a bad request with a clear error instead of an embedding lookup failure.
-        """
-        generator = self.sampling_generator
-        num_classes = self.num_classes
-        specs = [
-            tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent"),
-            tf.TensorSpec([None], tf.int32, name="labels"),
-        ]
-        out_of_range = f"labels must be class ids in [0, {num_classes - 1}]"
-
-        def draw(latent, labels):
-            checks = [
-                tf.debugging.assert_non_negative(labels, message=out_of_range),
-                tf.debugging.assert_less(labels, num_classes, message=out_of_range),
-                tf.debugging.assert_equal(
-                    tf.shape(latent)[0], tf.shape(labels)[0],
-                    message="latent and labels must have the same batch size",
-                ),
-            ]
-            with tf.control_dependencies(checks):
-                labels = tf.identity(labels)
-            return generator([latent, labels], training=False)
-
-        @tf.function(input_signature=specs)
-        def serving_default(latent, labels):
-            return {"images": images_to_uint8(draw(latent, labels))}
-
-        @tf.function(input_signature=specs)
-        def predict_float(latent, labels):
-            return {"images": tf.cast(draw(latent, labels), tf.float32)}
-
-        return {"serving_default": serving_default, "predict_float": predict_float}
-
     # === Serialization ===
 
     def get_config(self):
         config = super().get_config()
         config.update(num_classes=self.num_classes)
         return config
-
-
-RECIPE = Recipe(
-    name="cgan",
-    build=ConditionalGAN.from_preset,
-    description="conditional GAN (Mirza & Osindero, 2014; projection D) on labelled MNIST digits",
-    with_labels=True,
-    epochs=20,
-    batch_size=32,
-    # 10 x 10: a row per class in the per-epoch sample grids.
-    sample_count=100,
-)

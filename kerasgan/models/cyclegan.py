@@ -24,6 +24,21 @@ Without the cycle, G could map every horse to the *same* convincing zebra; the c
 keep enough of `a` for F to rebuild it. The identity term keeps a generator from recolouring
 images that are already in its target domain.
 
+One training step (`CycleGAN.train_step`), in the order of the reference code's
+`optimize_parameters`: the generators first, then the discriminators.
+
+1. Take a batch `a` of A and a batch `b` of B (unpaired).
+2. With D_A and D_B fixed, the generators' loss L_G:
+   a. adversarial: `(D_B(G(a)) - 1)^2 + (D_A(F(b)) - 1)^2`;
+   b. cycle: `lambda * (||F(G(a)) - a||_1 + ||G(F(b)) - b||_1)`;
+   c. identity: `0.5 * lambda * (||G(b) - b||_1 + ||F(a) - a||_1)`.
+3. Update G and F on L_G, each with its own Adam.
+4. Pass the fakes G(a) and F(b) through the image pools (see below).
+5. The discriminators' losses L_D_A (real `a`, pooled F(b)) and L_D_B (real `b`, pooled G(a)),
+   each halved.
+6. Update D_A and D_B, each with its own Adam.
+7. Report the losses and the discriminators' mean scores.
+
 What else makes it train (all from the paper and its reference code,
 junyanz/pytorch-CycleGAN-and-pix2pix):
 
@@ -50,10 +65,17 @@ from keras import layers, ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError
-from kerasgan.export import export_model, images_to_uint8
 from kerasgan.layers import ReflectionPadding2D
-from kerasgan.models.gan import GAN, preset_config
-from kerasgan.recipes import Recipe
+from kerasgan.models.gan import (
+    build_optimizers,
+    default_adam,
+    global_batch_mean,
+    minimize,
+    preset_config,
+    regularization_loss,
+    update_trackers,
+    with_loss_scaling,
+)
 from kerasgan.utils import notice
 
 DIRECTIONS = ("a2b", "b2a")
@@ -400,16 +422,27 @@ def run_stacked(network, batches, training):
     return tf.split(outputs, sizes, axis=0) if len(batches) > 1 else [outputs]
 
 
+def unpaired_batch(data):
+    """`(a, b)` from a dataset element: a batch of each domain, paired by nothing but chance.
+
+    Raises:
+        ConfigError: for anything else (e.g. a dataset of single images).
+    """
+    if not isinstance(data, (tuple, list)) or len(data) != 2:
+        raise ConfigError("CycleGAN trains on (a, b) pairs of image batches")
+    return data[0], data[1]
+
+
 @keras.saving.register_keras_serializable(package="kerasgan")
-class CycleGAN(GAN):
+class CycleGAN(keras.Model):
     """Two generators and two discriminators trained on unpaired batches `(a, b)` with `fit`.
 
-    Built on `GAN` for compiling (two optimizers: `g_optimizer` updates both generators,
-    `d_optimizer` both discriminators), loss averaging, metrics and serialization; the training
-    step is CycleGAN's own. `generator` and `discriminator` (the base class's names) are G: A -> B
-    and D_B; `generator_b2a` and `discriminator_a` are F and D_A.
+    A `keras.Model` of its own, with the paper's four networks (`generator_a2b` is G: A -> B,
+    `generator_b2a` is F: B -> A, `discriminator_a` is D_A, `discriminator_b` is D_B) and one
+    optimizer for each (`g_optimizer`, `f_optimizer`, `d_a_optimizer`, `d_b_optimizer`, given
+    to `compile`). `train_step` is the module docstring's algorithm, written out.
 
-    A CycleGAN has no latent vector (`latent_dim` is 0): it translates images (`translate`,
+    A CycleGAN has no latent vector and draws no samples: it translates images (`translate`,
     `__call__` for A -> B). The sample grids written during training (`preview`) show fixed
     pairs as A -> B -> A and B -> A -> B strips, six columns per row: `a, G(a), F(G(a)), b,
     F(b), G(F(b))`. The pairs are the first `preview_count` of the first training batches,
@@ -417,8 +450,8 @@ class CycleGAN(GAN):
 
     The learning rate follows each `fit` call: with `decay_start=0.5`, `fit(data, epochs=200)`
     keeps it constant for 100 epochs, then decays it linearly to zero at epoch 200 (every
-    `LinearDecaySchedule` of the two optimizers is set to span the run). `epochs` is the
-    *final* epoch, as in Keras; continue a run with `fit(data, initial_epoch=k, epochs=n)`.
+    optimizer's `LinearDecaySchedule` is set to span the run). `epochs` is the *final* epoch,
+    as in Keras; continue a run with `fit(data, initial_epoch=k, epochs=n)`.
 
     Args:
         generator_a2b: G, from `build_generator` (input `images`).
@@ -448,7 +481,11 @@ class CycleGAN(GAN):
     """
 
     tracked_metrics = ("g_loss", "d_loss", "cycle", "identity", "d_real", "d_fake")
-    serialized_parts = ("generator_a2b", "generator_b2a", "discriminator_a", "discriminator_b")
+    # Each network, by its attribute, and the attribute of the optimizer that updates it.
+    optimizer_of = {
+        "generator_a2b": "g_optimizer", "generator_b2a": "f_optimizer",
+        "discriminator_a": "d_a_optimizer", "discriminator_b": "d_b_optimizer",
+    }
     # Sample grids (`callbacks.SampleGrid`) lay the preview out in rows of this many images.
     preview_columns = 6
 
@@ -457,7 +494,7 @@ class CycleGAN(GAN):
         identity_weight=0.5, pool_size=50, learning_rate=2e-4, decay_start=0.5,
         preview_count=8, seed=None, **kwargs,
     ):
-        super().__init__(generator_a2b, discriminator_b, latent_dim=0, seed=seed, **kwargs)
+        super().__init__(**kwargs)
         if not cycle_weight >= 0 or not identity_weight >= 0:
             raise ConfigError(
                 f"cycle_weight and identity_weight must be >= 0, got {cycle_weight}, "
@@ -467,8 +504,6 @@ class CycleGAN(GAN):
             raise ConfigError(f"decay_start must be between 0 and 1 (or None), got {decay_start}")
         if int(preview_count) != preview_count or preview_count < 1:
             raise ConfigError(f"preview_count must be a whole number >= 1, got {preview_count}")
-        self.generator_b2a = generator_b2a
-        self.discriminator_a = discriminator_a
         shape = tuple(generator_a2b.inputs[0].shape[1:])
         for network in (generator_b2a, discriminator_a, discriminator_b):
             if tuple(network.inputs[0].shape[1:]) != shape:
@@ -476,12 +511,17 @@ class CycleGAN(GAN):
                     f"all four CycleGAN networks must take {shape} images; {network.name} "
                     f"takes {tuple(network.inputs[0].shape[1:])}"
                 )
+        self.generator_a2b = generator_a2b
+        self.generator_b2a = generator_b2a
+        self.discriminator_a = discriminator_a
+        self.discriminator_b = discriminator_b
         self.image_size, self.channels = int(shape[0]), int(shape[-1])
         self.cycle_weight = float(cycle_weight)
         self.identity_weight = float(identity_weight)
         self.learning_rate = float(learning_rate)
         self.decay_start = decay_start
         self.preview_count = int(preview_count)
+        self.seed = seed
         pool_seeds = (None, None) if seed is None else (seed, seed + 1)
         self.pool_a = ImagePool(pool_size, seed=pool_seeds[0], dtype="float32", name="pool_a")
         self.pool_b = ImagePool(pool_size, seed=pool_seeds[1], dtype="float32", name="pool_b")
@@ -492,6 +532,12 @@ class CycleGAN(GAN):
         self.preview_a = replica_local_variable(preview_shape, "preview_a")
         self.preview_b = replica_local_variable(preview_shape, "preview_b")
         self.preview_filled = replica_local_variable((), "preview_filled", dtype="int32")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.tracked_metrics}
+        # Set by `compile`.
+        self.adversarial_loss = None
+        self.g_optimizer = self.f_optimizer = self.d_a_optimizer = self.d_b_optimizer = None
+        # The four networks arrive built, and so is the model (saving would otherwise warn).
+        self.built = True
 
     @classmethod
     def from_preset(cls, preset="default", image_size=32, channels=1, seed=None, **overrides):
@@ -531,55 +577,94 @@ class CycleGAN(GAN):
             **{key: config[key] for key in model_options if key in config},
         )
 
-    @property
-    def generator_a2b(self):
-        """G: A -> B (the base class's `generator`)."""
-        return self.generator
-
-    @property
-    def discriminator_b(self):
-        """D_B (the base class's `discriminator`)."""
-        return self.discriminator
-
     def generator_for(self, direction):
         """The generator of `direction`, `"a2b"` (G) or `"b2a"` (F)."""
         if direction not in DIRECTIONS:
             raise ConfigError(f"direction must be 'a2b' or 'b2a', got {direction!r}")
-        return self.generator if direction == "a2b" else self.generator_b2a
-
-    @property
-    def generator_variables(self):
-        return self.generator.trainable_variables + self.generator_b2a.trainable_variables
-
-    @property
-    def discriminator_variables(self):
-        return self.discriminator_a.trainable_variables + self.discriminator.trainable_variables
+        return self.generator_a2b if direction == "a2b" else self.generator_b2a
 
     # === Setting up training ===
 
-    def default_optimizers(self):
-        """Adam(2e-4, beta_1 0.5) for both pairs of networks, on a `LinearDecaySchedule` that
-        `fit` sets to span each run."""
+    def compile(
+        self, g_optimizer=None, f_optimizer=None, d_a_optimizer=None, d_b_optimizer=None,
+        loss="least_squares", **kwargs,
+    ):
+        """Configure the model for training: one optimizer per network, and the adversarial loss.
 
-        def adam():
-            schedule = LinearDecaySchedule(self.learning_rate)
-            return keras.optimizers.Adam(learning_rate=schedule, beta_1=0.5, beta_2=0.999)
+        The reference code shares one Adam between both generators and one between both
+        discriminators; Adam keeps its moments per weight, so one optimizer per network, each
+        stepping once per training step, makes the same updates.
 
-        return adam(), adam()
+        Args:
+            g_optimizer: G's optimizer (default: `default_optimizer()`).
+            f_optimizer: F's optimizer (default: `default_optimizer()`).
+            d_a_optimizer: D_A's optimizer (default: `default_optimizer()`).
+            d_b_optimizer: D_B's optimizer (default: `default_optimizer()`).
+            loss: an adversarial loss name from `kerasgan.losses.ADVERSARIAL_LOSSES` or an
+                `AdversarialLoss` (default: the paper's least squares).
+            **kwargs: passed to `keras.Model.compile` (e.g. `jit_compile`, `run_eagerly`).
 
-    # The paper's least-squares loss (see `GAN.compile`).
-    default_loss = "least_squares"
+        Raises:
+            ConfigError: one optimizer object given for two networks (its slots would belong
+                to the first network's weights only).
+        """
+        given = {
+            "g_optimizer": g_optimizer, "f_optimizer": f_optimizer,
+            "d_a_optimizer": d_a_optimizer, "d_b_optimizer": d_b_optimizer,
+        }
+        seen = {}
+        for name, optimizer in given.items():
+            if optimizer is not None and id(optimizer) in seen:
+                raise ConfigError(
+                    f"{seen[id(optimizer)]} and {name} are the same optimizer; give each "
+                    "network its own (an optimizer's slots belong to one network's weights)"
+                )
+            seen[id(optimizer)] = name
+        # Keras's own `optimizer` would be unused: the four live on the model.
+        super().compile(optimizer=None, **kwargs)
+        for name, optimizer in given.items():
+            setattr(self, name, with_loss_scaling(optimizer or self.default_optimizer()))
+        self.adversarial_loss = losses.get_adversarial_loss(loss)
+        # Slots created lazily during the first trace would make TensorFlow trace the step a
+        # second time, and a model saved before training would store optimizers without them.
+        self.ensure_optimizers_built()
+
+    def default_optimizer(self):
+        """The paper's Adam (`learning_rate`, beta_1 0.5) on a `LinearDecaySchedule` of its own,
+        which `fit` sets to span each run."""
+        return default_adam(LinearDecaySchedule(self.learning_rate))
+
+    def optimizers_and_networks(self):
+        """`(optimizer, network)` for the four networks (optimizers are None before `compile`)."""
+        return [
+            (getattr(self, optimizer), getattr(self, network))
+            for network, optimizer in self.optimizer_of.items()
+        ]
 
     def build_optimizers(self):
-        """Create both optimizers' slots for all four networks (before restoring a checkpoint)."""
-        self.g_optimizer.build(self.generator_variables)
-        self.d_optimizer.build(self.discriminator_variables)
+        """Create every optimizer's slots for its network's weights, in the distribution scope
+        (`kerasgan.models.gan.build_optimizers`); needed before restoring a checkpoint."""
+        build_optimizers(self, [
+            (optimizer, network.trainable_variables)
+            for optimizer, network in self.optimizers_and_networks()
+        ])
+
+    ensure_optimizers_built = build_optimizers
+
+    @property
+    def metrics(self):
+        # What `fit` and `evaluate` reset at each epoch: the step's own running means.
+        return list(self.trackers.values())
+
+    def update_trackers(self, logs):
+        """Add one step's values to the running means; return all the means (the step's logs)."""
+        return update_trackers(self.trackers, logs)
 
     def decay_schedules(self):
-        """`(optimizer, schedule)` for each of the two optimizers run by a `LinearDecaySchedule`
-        (the defaults are; optimizers given to `compile` with other rates are left alone)."""
+        """`(optimizer, schedule)` for each optimizer run by a `LinearDecaySchedule` (the
+        defaults are; optimizers given to `compile` with other rates are left alone)."""
         found = []
-        for optimizer in (self.g_optimizer, self.d_optimizer):
+        for optimizer, _ in self.optimizers_and_networks():
             inner = getattr(optimizer, "inner_optimizer", optimizer)  # under loss scaling
             # The schedule object itself; `learning_rate` would give its current value.
             if isinstance(inner._learning_rate, LinearDecaySchedule):
@@ -587,9 +672,8 @@ class CycleGAN(GAN):
         return found
 
     def schedule_learning_rate(self, total_steps):
-        """Make every `LinearDecaySchedule` of the two optimizers span `total_steps` steps:
-        constant for `decay_start * total_steps`, then linear to zero. Returns True if anything
-        changed."""
+        """Make every optimizer's `LinearDecaySchedule` span `total_steps` steps: constant for
+        `decay_start * total_steps`, then linear to zero. Returns True if anything changed."""
         if self.decay_start is None or total_steps < 1:
             return False
         constant = int(round(self.decay_start * total_steps))
@@ -603,10 +687,16 @@ class CycleGAN(GAN):
                 changed = True
         return changed
 
-    def fit(self, x=None, *args, **kwargs):
-        """`GAN.fit`, after setting the learning-rate schedule to
-        span this run (see the class docstring). The run's length is `epochs * steps_per_epoch`,
-        the latter from `steps_per_epoch` or the dataset's cardinality."""
+    def fit(self, x=None, *args, shuffle=False, **kwargs):
+        """`keras.Model.fit`, after building the optimizers and setting the learning-rate
+        schedules to span this run (see the class docstring).
+
+        The run's length is `epochs * steps_per_epoch`, the latter from `steps_per_epoch` or the
+        dataset's cardinality. `shuffle` is False by default: the pairs arrive as a `tf.data`
+        pipeline that `kerasgan.datasets` already shuffles (Keras would warn that it ignores
+        `shuffle=True` on every call).
+        """
+        self.ensure_optimizers_built()
         steps = kwargs.get("steps_per_epoch")
         if steps is None and isinstance(x, tf.data.Dataset) and int(x.cardinality()) > 0:
             steps = int(x.cardinality())
@@ -622,106 +712,115 @@ class CycleGAN(GAN):
                     f"schedule spans {total}); to continue a run, pass the final epoch: "
                     "fit(..., initial_epoch=done, epochs=done + more)"
                 )
-        return super().fit(x, *args, **kwargs)
+        return super().fit(x, *args, shuffle=shuffle, **kwargs)
 
     # === The training step ===
 
-    def unpack_batch(self, data):
-        """A batch is a pair `(a, b)` of unpaired image batches."""
-        if not isinstance(data, (tuple, list)) or len(data) != 2:
-            raise ConfigError("CycleGAN trains on (a, b) pairs of image batches")
-        return data[0], data[1]
+    def train_step(self, data):
+        G, F = self.generator_a2b, self.generator_b2a  # noqa: N806 (the paper's names)
+        D_A, D_B = self.discriminator_a, self.discriminator_b  # noqa: N806
 
-    def generator_objective(self, real_a, real_b, training=True):
-        """Both generators' loss on one batch of each domain.
+        # 1. A batch of each domain; the first ones are kept as the sample grids' pairs.
+        real_a, real_b = unpaired_batch(data)
+        self.keep_preview_pairs(real_a, real_b)
 
-        Returns:
-            `(loss, logs, fake_a, fake_b)`: the global-batch-averaged scalar, the values to
-            report (unweighted per-example means), and F(b), G(a) for the discriminators.
-        """
-        G, F = self.generator, self.generator_b2a  # noqa: N806 (the paper's names)
-        D_A, D_B = self.discriminator_a, self.discriminator  # noqa: N806
+        # 2. The generators' loss, with D_A and D_B held fixed. Persistent: it is differentiated
+        #    once for G's optimizer and once for F's.
         identity = self.identity_weight > 0
-        # Translation and identity in one call per generator: G(a) and G(b), F(b) and F(a).
-        fake_b, *same_b = run_stacked(G, [real_a, real_b] if identity else [real_a], training)
-        fake_a, *same_a = run_stacked(F, [real_b, real_a] if identity else [real_b], training)
-        adversarial = self.adversarial_loss.generator_loss(
-            D_B(fake_b, training=training)
-        ) + self.adversarial_loss.generator_loss(D_A(fake_a, training=training))
-        cycle = losses.cycle_consistency_loss(
-            real_a, F(fake_b, training=training)
-        ) + losses.cycle_consistency_loss(real_b, G(fake_a, training=training))
-        per_example = adversarial + self.cycle_weight * cycle
-        if identity:
-            identity_terms = losses.identity_loss(real_b, same_b[0]) + losses.identity_loss(
-                real_a, same_a[0]
-            )
-            per_example += self.identity_weight * self.cycle_weight * identity_terms
-        else:
+        with tf.GradientTape(persistent=True) as tape:
+            # G(a) and G(b), F(b) and F(a): translation and identity in one call per generator.
+            fake_b, *same_b = run_stacked(G, [real_a, real_b] if identity else [real_a], True)
+            fake_a, *same_a = run_stacked(F, [real_b, real_a] if identity else [real_b], True)
+            # 2a. Adversarial: D_B should take G(a) for real, and D_A F(b).
+            adversarial = self.adversarial_loss.generator_loss(
+                D_B(fake_b, training=True)
+            ) + self.adversarial_loss.generator_loss(D_A(fake_a, training=True))
+            # 2b. Cycle: there and back again gives the original, F(G(a)) = a, G(F(b)) = b.
+            cycle = losses.cycle_consistency_loss(
+                real_a, F(fake_b, training=True)
+            ) + losses.cycle_consistency_loss(real_b, G(fake_a, training=True))
+            g_per_example = adversarial + self.cycle_weight * cycle
+            # 2c. Identity: an image already in the target domain passes unchanged.
             identity_terms = ops.zeros_like(cycle)
-        loss = self.average(per_example) + self.regularization(G) + self.regularization(F)
-        logs = {
+            if identity:
+                identity_terms = losses.identity_loss(real_b, same_b[0]) + losses.identity_loss(
+                    real_a, same_a[0]
+                )
+                g_per_example += self.identity_weight * self.cycle_weight * identity_terms
+            g_loss = global_batch_mean(g_per_example) + regularization_loss(G) + regularization_loss(F)
+
+        # 3. Update G and F, each with its own optimizer.
+        minimize(tape, g_loss, self.g_optimizer, G.trainable_variables)
+        minimize(tape, g_loss, self.f_optimizer, F.trainable_variables)
+
+        # 4. The discriminators see the new fakes mixed with older ones from the pools. The
+        #    fakes were made on the generators' tape: D's tape below cannot reach G or F.
+        fake_a, fake_b = self.pool_a(fake_a), self.pool_b(fake_b)
+
+        # 5. The discriminators' least-squares losses on real and pooled fake images, halved.
+        with tf.GradientTape(persistent=True) as tape:
+            real_scores_a, fake_scores_a = run_stacked(D_A, [real_a, fake_a], True)
+            real_scores_b, fake_scores_b = run_stacked(D_B, [real_b, fake_b], True)
+            d_a_per_example = 0.5 * self.adversarial_loss.discriminator_loss(
+                real_scores_a, fake_scores_a
+            )
+            d_b_per_example = 0.5 * self.adversarial_loss.discriminator_loss(
+                real_scores_b, fake_scores_b
+            )
+            d_a_loss = global_batch_mean(d_a_per_example) + regularization_loss(D_A)
+            d_b_loss = global_batch_mean(d_b_per_example) + regularization_loss(D_B)
+
+        # 6. Update D_A and D_B, each with its own optimizer.
+        minimize(tape, d_a_loss, self.d_a_optimizer, D_A.trainable_variables)
+        minimize(tape, d_b_loss, self.d_b_optimizer, D_B.trainable_variables)
+
+        # 7. Per-replica means for the progress bar. Least squares pulls D's raw scores towards
+        #    1 (real) and 0 (fake); both near 0.5 means D cannot tell.
+        return self.update_trackers({
             "g_loss": ops.mean(adversarial),
             "cycle": ops.mean(cycle),
             "identity": ops.mean(identity_terms),
-        }
-        return loss, logs, fake_a, fake_b
-
-    def discriminator_objective(self, real_a, real_b, fake_a, fake_b, training=True):
-        """Both discriminators' loss, each halved as in the paper. Returns `(loss, logs)`."""
-        scores = []
-        per_example = 0.0
-        for discriminator, real, fake in (
-            (self.discriminator_a, real_a, fake_a),
-            (self.discriminator, real_b, fake_b),
-        ):
-            real_scores, fake_scores = run_stacked(discriminator, [real, fake], training)
-            per_example += 0.5 * self.adversarial_loss.discriminator_loss(real_scores, fake_scores)
-            scores.append((real_scores, fake_scores))
-        loss = (
-            self.average(per_example)
-            + self.regularization(self.discriminator_a)
-            + self.regularization(self.discriminator)
-        )
-
-        # Mean raw scores of both discriminators: least squares pulls them towards 1 (real) and
-        # 0 (fake); both near 0.5 means D cannot tell.
-        def mean_score(index):
-            means = [ops.mean(ops.cast(pair[index], "float32")) for pair in scores]
-            return ops.mean(ops.stack(means))
-
-        logs = {"d_loss": ops.mean(per_example), "d_real": mean_score(0), "d_fake": mean_score(1)}
-        return loss, logs
-
-    def train_step(self, data):
-        real_a, real_b = self.unpack_batch(data)
-        self.keep_preview_pairs(real_a, real_b)
-        with tf.GradientTape() as tape:
-            loss, logs, fake_a, fake_b = self.generator_objective(real_a, real_b)
-            scaled = self.g_optimizer.scale_loss(loss)
-        self.apply_update(tape, scaled, self.g_optimizer, self.generator_variables)
-        # The discriminators see the new fakes mixed with older ones from the pools. The fakes
-        # were made outside this tape: D's update needs no gradient through the generators.
-        fake_a, fake_b = self.pool_a(fake_a), self.pool_b(fake_b)
-        with tf.GradientTape() as tape:
-            d_loss, d_logs = self.discriminator_objective(real_a, real_b, fake_a, fake_b)
-            scaled = self.d_optimizer.scale_loss(d_loss)
-        self.apply_update(tape, scaled, self.d_optimizer, self.discriminator_variables)
-        return self.update_trackers({**logs, **d_logs})
+            "d_loss": ops.mean(d_a_per_example + d_b_per_example),
+            "d_real": 0.5 * (ops.mean(real_scores_a) + ops.mean(real_scores_b)),
+            "d_fake": 0.5 * (ops.mean(fake_scores_a) + ops.mean(fake_scores_b)),
+        })
 
     def test_step(self, data):
-        """All losses on a held-out batch, no update, no pool."""
-        real_a, real_b = self.unpack_batch(data)
-        _, logs, fake_a, fake_b = self.generator_objective(real_a, real_b, training=False)
-        logs.update(
-            self.discriminator_objective(real_a, real_b, fake_a, fake_b, training=False)[1]
-        )
-        return self.update_trackers(logs)
+        """Every term of both objectives on a held-out batch: all four networks in inference
+        mode, no pool, no update, so no variable changes."""
+        G, F = self.generator_a2b, self.generator_b2a  # noqa: N806 (the paper's names)
+        D_A, D_B = self.discriminator_a, self.discriminator_b  # noqa: N806
+        real_a, real_b = unpaired_batch(data)
+        fake_b, fake_a = G(real_a, training=False), F(real_b, training=False)
+        identity = tf.zeros(tf.shape(real_a)[:1])
+        if self.identity_weight > 0:
+            identity = losses.identity_loss(real_b, G(real_b, training=False)) + (
+                losses.identity_loss(real_a, F(real_a, training=False))
+            )
+        real_scores_a, fake_scores_a = D_A(real_a, training=False), D_A(fake_a, training=False)
+        real_scores_b, fake_scores_b = D_B(real_b, training=False), D_B(fake_b, training=False)
+        adversarial = self.adversarial_loss
+        return self.update_trackers({
+            "g_loss": ops.mean(
+                adversarial.generator_loss(fake_scores_b) + adversarial.generator_loss(fake_scores_a)
+            ),
+            "cycle": ops.mean(
+                losses.cycle_consistency_loss(real_a, F(fake_b, training=False))
+                + losses.cycle_consistency_loss(real_b, G(fake_a, training=False))
+            ),
+            "identity": ops.mean(identity),
+            "d_loss": ops.mean(0.5 * (
+                adversarial.discriminator_loss(real_scores_a, fake_scores_a)
+                + adversarial.discriminator_loss(real_scores_b, fake_scores_b)
+            )),
+            "d_real": 0.5 * (ops.mean(real_scores_a) + ops.mean(real_scores_b)),
+            "d_fake": 0.5 * (ops.mean(fake_scores_a) + ops.mean(fake_scores_b)),
+        })
 
     # === Translating ===
 
     def call(self, images, training=False):
-        return self.generator(images, training=training)
+        return self.generator_a2b(images, training=training)
 
     def translate(self, images, direction="a2b", batch_size=64):
         """Translate images of A to B (`"a2b"`, G) or of B to A (`"b2a"`, F).
@@ -747,11 +846,6 @@ class CycleGAN(GAN):
             for start in range(0, len(images), batch_size)
         ]
         return np.concatenate(outputs).astype("float32") if outputs else images.copy()
-
-    def generate(self, *args, **kwargs):
-        raise ConfigError("a CycleGAN translates images rather than sampling: use translate()")
-
-    generate_from_latent = generate
 
     # --- the sample grids ---
 
@@ -806,47 +900,13 @@ class CycleGAN(GAN):
         ]
         return np.stack(strips, axis=1).reshape(-1, *a.shape[1:])
 
-    # === Export ===
-
-    def serving_functions(self, direction="a2b"):
-        """The signatures of one direction's export (see `export_directions`).
-
-        * `serving_default`: `images` uint8 `[None, height, width, channels]` of *any* height
-          and width -> `images` uint8 `[None, image_size, image_size, channels]`. Inputs are
-          resized inside the graph to the model's size (bilinear, antialiased, aspect ratio not
-          kept), as the training data was; outputs are at the model's size.
-        * `predict_float`: the same for float32 images in `[-1, 1]`, returning float32.
-        """
-        generator = self.generator_for(direction)
-        size = (self.image_size, self.image_size)
-
-        def resized_translation(images):
-            images = tf.image.resize(images, size, method="bilinear", antialias=True)
-            return tf.cast(generator(images, training=False), tf.float32)
-
-        # No Python control flow here, so no AutoGraph conversion (which trips over closures).
-        @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec([None, None, None, self.channels], tf.uint8, name="images")
-        ])
-        def serving_default(images):
-            floats = tf.cast(images, tf.float32) / 127.5 - 1.0
-            return {"images": images_to_uint8(resized_translation(floats))}
-
-        @tf.function(autograph=False, input_signature=[
-            tf.TensorSpec([None, None, None, self.channels], tf.float32, name="images")
-        ])
-        def predict_float(images):
-            return {"images": resized_translation(images)}
-
-        return {"serving_default": serving_default, "predict_float": predict_float}
-
     # === Serialization ===
 
     def get_config(self):
-        config = super(GAN, self).get_config()  # keras.Model's; GAN's names other parts
+        config = super().get_config()
         config.update(
-            {part: keras.saving.serialize_keras_object(getattr(self, part))
-             for part in self.serialized_parts},
+            {network: keras.saving.serialize_keras_object(getattr(self, network))
+             for network in self.optimizer_of},
             cycle_weight=self.cycle_weight,
             identity_weight=self.identity_weight,
             pool_size=self.pool_a.pool_size,
@@ -857,104 +917,25 @@ class CycleGAN(GAN):
         )
         return config
 
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for network in cls.optimizer_of:
+            config[network] = keras.saving.deserialize_keras_object(config[network])
+        return cls(**config)
 
-class CycleGANDirection:
-    """One translation direction of a CycleGAN, in the shape `kerasgan.export.export_model`
-    expects: a name, the variables to save (that direction's generator only: no
-    discriminators, pools or preview images in the export) and the serving functions.
-
-    Args:
-        gan: a `CycleGAN`.
-        direction: `"a2b"` or `"b2a"`.
-    """
-
-    def __init__(self, gan, direction):
-        self.generator = gan.generator_for(direction)
-        self.gan = gan
-        self.direction = direction
-        self.name = f"{gan.name}_{direction}"
-
-    @property
-    def variables(self):
-        return self.generator.variables
-
-    def serving_functions(self):
-        return self.gan.serving_functions(self.direction)
-
-
-def export_directions(gan, export_dir="saved_models", name="cyclegan", version=None, metadata=None):
-    """Export both directions as separate SavedModels: `<name>_a2b` (G) and `<name>_b2a` (F).
-
-    Each is a TF Serving model of its own (`export_dir/<name>_a2b/<version>/`), with the
-    signatures of `CycleGAN.serving_functions`.
-
-    Args:
-        gan: a `CycleGAN`.
-        export_dir: the TF Serving model base folder.
-        name: the prefix of the two model folders.
-        version: an explicit version for both (default: each folder's next free one).
-        metadata: extra facts for `assets.extra/kerasgan.json`.
-
-    Returns:
-        The two version folders, joined by ", " (for the run summary line).
-    """
-    paths = []
-    for direction in DIRECTIONS:
-        facts = {
-            **(metadata or {}), "direction": direction, "image_size": gan.image_size,
-            "channels": gan.channels,
+    def get_compile_config(self):
+        if self.adversarial_loss is None:
+            return None
+        config = {
+            optimizer: keras.saving.serialize_keras_object(getattr(self, optimizer))
+            for optimizer in self.optimizer_of.values()
         }
-        paths.append(export_model(
-            CycleGANDirection(gan, direction), export_dir, f"{name}_{direction}", version, facts
-        ))
-    return ", ".join(paths)
+        return {**config, "loss": self.adversarial_loss.name}
 
-
-# === CLI recipe ===
-
-
-def load_data(
-    data="auto", image_size=None, channels=None, pair=None, data_a=None, data_b=None, seed=0
-):
-    """The training pairs of `python -m kerasgan train cyclegan` (see `datasets.load_unpaired`).
-
-    `--data` is the source (`auto`, `tfds`, `embedded`) of `--pair` (default `digits`: the
-    embedded 8x8 digits <-> MNIST digits, 32 px); `--data-a`/`--data-b` give two image folders.
-    `seed` (the run's `--seed`) draws the unpaired pairing and the random jitter.
-    """
-    from kerasgan import datasets
-
-    if data not in datasets.SOURCES:
-        raise ConfigError(
-            "cyclegan trains on two image sets: give folders with --data-a and --data-b "
-            f"(--data is the source of --pair: {', '.join(datasets.SOURCES)}), not {data!r}"
-        )
-    if pair is None and data_a is None and data_b is None:
-        pair = "digits"
-    return datasets.load_unpaired(
-        pair, data, image_size, channels, data_a=data_a, data_b=data_b, seed=seed
-    )
-
-
-def image_shape(dataset):
-    """`(height, channels)` of a dataset of `(a, b)` pairs."""
-    spec = dataset.element_spec[0]
-    return spec.shape[0], spec.shape[-1]
-
-
-RECIPE = Recipe(
-    name="cyclegan",
-    build=CycleGAN.from_preset,
-    description="CycleGAN (Zhu et al., 2017): unpaired translation, 8x8 digits <-> MNIST",
-    dataset="digits",
-    # 6 epochs of 625 steps (the 5,000 MNIST digits, each with a reused 8x8 digit): the
-    # translation shows after the first (run time: benchmarks/README.md). Batch 8: more updates
-    # per image than larger batches, which is what a short CPU run needs.
-    epochs=6,
-    batch_size=8,
-    presets=tuple(CONFIGS),
-    sample_count=8,
-    load_data=load_data,
-    image_shape=image_shape,
-    export=export_directions,
-)
+    def compile_from_config(self, config):
+        optimizers = {
+            optimizer: keras.saving.deserialize_keras_object(config[optimizer])
+            for optimizer in self.optimizer_of.values()
+        }
+        self.compile(**optimizers, loss=config["loss"])

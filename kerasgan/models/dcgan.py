@@ -58,13 +58,25 @@ from keras import layers, ops
 from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.models.gan import GAN, global_batch_mean, minimize, preset_config, regularization_loss
-from kerasgan.recipes import Recipe
+
+# How DCGAN's kernels start. Radford et al. draw every weight from N(0, 0.02); Keras layers
+# default to Glorot uniform. `benchmarks/init.py` trains the default preset both ways for the same
+# time and judges the samples; the default is the one that scored better (figures in
+# benchmarks/README.md). The other is one preset option away: `kernel_initializer=`.
+KERNEL_INITIALIZER = "glorot_uniform"
+PAPER_KERNEL_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 0.0, "stddev": 0.02}}
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
 # well under a second, for tests and notebook smoke runs.
 CONFIGS = {
-    "default": {"latent_dim": 100, "generator_width": 128, "discriminator_width": 64},
-    "tiny": {"latent_dim": 8, "generator_width": 16, "discriminator_width": 8},
+    "default": {
+        "latent_dim": 100, "generator_width": 128, "discriminator_width": 64,
+        "kernel_initializer": KERNEL_INITIALIZER,
+    },
+    "tiny": {
+        "latent_dim": 8, "generator_width": 16, "discriminator_width": 8,
+        "kernel_initializer": KERNEL_INITIALIZER,
+    },
 }
 
 
@@ -90,7 +102,7 @@ def upsampling_plan(image_size):
 
 def build_generator(
     latent_dim=100, image_size=28, channels=1, width=128, name="generator",
-    kernel_size=4, upsampling="transposed",
+    kernel_size=4, upsampling="transposed", kernel_initializer="glorot_uniform",
 ):
     """The DCGAN generator: z -> dense -> [BN, ReLU, transposed conv x2 upsampling]* -> tanh.
 
@@ -105,18 +117,23 @@ def build_generator(
         upsampling: `"transposed"` (strided transposed convolutions, the paper's) or
             `"resize"` (nearest-neighbour 2x resize, then a convolution: checkerboard-free by
             construction, Odena et al., 2016).
+        kernel_initializer: how every kernel starts: a Keras initializer or its name or
+            config (see `KERNEL_INITIALIZER`).
 
     Returns:
         A functional `keras.Model` with input `latent` `[batch, latent_dim]` and output
         `[batch, image_size, image_size, channels]` in `[-1, 1]` (float32 under any policy).
     """
     latent = keras.Input((latent_dim,), name="latent")
-    images = generator_stack(latent, image_size, channels, width, kernel_size, upsampling)
+    images = generator_stack(
+        latent, image_size, channels, width, kernel_size, upsampling, kernel_initializer
+    )
     return keras.Model(latent, images, name=name)
 
 
 def generator_stack(
-    x, image_size=28, channels=1, width=128, kernel_size=4, upsampling="transposed"
+    x, image_size=28, channels=1, width=128, kernel_size=4, upsampling="transposed",
+    kernel_initializer="glorot_uniform",
 ):
     """DCGAN's generator body on a symbolic vector `x` (z, or z joined with a condition).
 
@@ -133,12 +150,18 @@ def generator_stack(
     def upsample(x, filters, name, **kwargs):
         if upsampling == "resize":
             x = layers.UpSampling2D(2, interpolation="nearest", name=f"{name}_resize")(x)
-            return layers.Conv2D(filters, kernel_size, padding="same", name=name, **kwargs)(x)
+            return layers.Conv2D(
+                filters, kernel_size, padding="same", name=name,
+                kernel_initializer=kernel_initializer, **kwargs,
+            )(x)
         return layers.Conv2DTranspose(
-            filters, kernel_size, strides=2, padding="same", name=name, **kwargs
+            filters, kernel_size, strides=2, padding="same", name=name,
+            kernel_initializer=kernel_initializer, **kwargs,
         )(x)
 
-    x = layers.Dense(base * base * width, use_bias=False, name="project")(x)
+    x = layers.Dense(
+        base * base * width, use_bias=False, kernel_initializer=kernel_initializer, name="project"
+    )(x)
     x = layers.BatchNormalization(name="project_bn")(x)
     x = layers.ReLU(name="project_relu")(x)
     x = layers.Reshape((base, base, width), name="to_feature_map")(x)
@@ -161,7 +184,8 @@ NORMALIZATIONS = ("batch", "layer", None)
 
 
 def build_discriminator(
-    image_size=28, channels=1, width=64, name="discriminator", normalization="batch"
+    image_size=28, channels=1, width=64, name="discriminator", normalization="batch",
+    kernel_initializer="glorot_uniform",
 ):
     """The DCGAN discriminator: [strided conv, BN, LeakyReLU(0.2)]* -> one logit.
 
@@ -172,18 +196,23 @@ def build_discriminator(
         name: the model's name.
         normalization: `"batch"` (DCGAN), `"layer"` or None (a WGAN-GP critic, whose
             gradient penalty is per example and must not see the rest of the batch).
+        kernel_initializer: how every kernel starts (see `KERNEL_INITIALIZER`).
 
     Returns:
         A functional `keras.Model` mapping images `[batch, H, W, C]` in `[-1, 1]` to logits
         `[batch, 1]` (float32).
     """
     images = keras.Input((image_size, image_size, channels), name="images")
-    features = discriminator_features(images, image_size, width, normalization)
-    logits = layers.Dense(1, dtype="float32", name="logit")(features)
+    features = discriminator_features(images, image_size, width, normalization, kernel_initializer)
+    logits = layers.Dense(
+        1, dtype="float32", kernel_initializer=kernel_initializer, name="logit"
+    )(features)
     return keras.Model(images, logits, name=name)
 
 
-def discriminator_features(images, image_size=28, width=64, normalization="batch"):
+def discriminator_features(
+    images, image_size=28, width=64, normalization="batch", kernel_initializer="glorot_uniform"
+):
     """DCGAN's discriminator body on symbolic `images`: the flattened features before the logit.
 
     Shared by the models that change only the head (a class projection) or the normalization
@@ -200,7 +229,10 @@ def discriminator_features(images, image_size=28, width=64, normalization="batch
     _, steps = upsampling_plan(image_size)
     x = images
     for step in range(steps):
-        x = layers.Conv2D(width * 2**step, 4, strides=2, padding="same", name=f"down{step}")(x)
+        x = layers.Conv2D(
+            width * 2**step, 4, strides=2, padding="same",
+            kernel_initializer=kernel_initializer, name=f"down{step}",
+        )(x)
         if step > 0 and normalization == "batch":  # no BN on the input layer (Radford et al.)
             x = layers.BatchNormalization(name=f"down{step}_bn")(x)
         elif step > 0 and normalization == "layer":
@@ -236,13 +268,18 @@ class DCGAN(GAN):
             image_size: image height and width.
             channels: image channels.
             seed: seed of the training-time latent stream.
-            **overrides: `latent_dim`, `generator_width` or `discriminator_width`.
+            **overrides: `latent_dim`, `generator_width`, `discriminator_width` or
+                `kernel_initializer` (e.g. `PAPER_KERNEL_INITIALIZER`, the paper's N(0, 0.02)).
         """
         config = preset_config(CONFIGS, preset, overrides, "DCGAN")
         generator = build_generator(
-            config["latent_dim"], image_size, channels, config["generator_width"]
+            config["latent_dim"], image_size, channels, config["generator_width"],
+            kernel_initializer=config["kernel_initializer"],
         )
-        discriminator = build_discriminator(image_size, channels, config["discriminator_width"])
+        discriminator = build_discriminator(
+            image_size, channels, config["discriminator_width"],
+            kernel_initializer=config["kernel_initializer"],
+        )
         return cls(generator, discriminator, latent_dim=config["latent_dim"], seed=seed)
 
     def train_step(self, data):
@@ -285,15 +322,16 @@ class DCGAN(GAN):
             "d_fake": losses.discriminator_probability(fake_logits),
         })
 
-
-RECIPE = Recipe(
-    name="dcgan",
-    build=lambda preset, image_size, channels, seed: DCGAN.from_preset(
-        preset, image_size=image_size, channels=channels, seed=seed
-    ),
-    description="DCGAN (Radford et al., 2015) on MNIST digits",
-    # Batch 32: on a CPU an update of 32 images costs about half one of 64, and GANs improve
-    # per update; 20 epochs of the 5,000-digit sample draw clean digits (benchmarks/README.md).
-    epochs=20,
-    batch_size=32,
-)
+    def test_step(self, data):
+        """Both losses on a held-out batch, with both networks in inference mode (batch norm
+        uses its moving statistics) and no update: only the seed generator moves."""
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        fake = self.generator(self.sample_latent(ops.shape(real)[0]), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        return self.update_trackers({
+            "d_loss": ops.mean(self.adversarial_loss.discriminator_loss(real_logits, fake_logits)),
+            "g_loss": ops.mean(self.adversarial_loss.generator_loss(fake_logits)),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })

@@ -1,4 +1,4 @@
-"""The base GAN: two networks, two optimizers, one alternating training step.
+"""The base GAN: two networks, two optimizers, and the plumbing every model's own step shares.
 
 A generative adversarial network (Goodfellow et al., 2014, https://arxiv.org/abs/1406.2661)
 trains a generator G, which turns random latent vectors z into images, against a discriminator
@@ -10,17 +10,18 @@ D, which scores images as real or fake. Each training step alternates two update
    `L_G = E_z[l_G(D(G(z)))]`.
 
 Which `l_D`/`l_G` is a choice (`kerasgan.losses`). Every model of the course writes its own
-`train_step` out in its own file (`dcgan.py`, `wgan_gp.py`, ...), as its paper's algorithm:
-that step is the lesson. This file keeps what no lesson needs to show: `compile` with two
-optimizers, the metric trackers, `generate()`, the moving average of G, export functions, and
+`train_step` (and `test_step`) out in its own file (`dcgan.py`, `wgan_gp.py`, ...), as its
+paper's algorithm: that step is the lesson. This file keeps what no lesson needs to show:
+`compile` with two optimizers, the metric trackers, `generate()`, the moving average of G, and
 three small functions every step calls (`global_batch_mean`, `regularization_loss`,
 `minimize`).
 
-`GAN.train_step` below is the same algorithm for a plain unconditional GAN, with a few hooks
-(`unpack_batch`, `generator_inputs`, `discriminate`, `discriminator_loss`, `generator_loss`,
-`discriminator_penalty`). They remain for the code that must compute any model's losses without
-training it (the `GANDiagnostics` callback, the test battery) and for CycleGAN until it becomes
-a model of its own; a model's own `train_step` calls none of them.
+`GAN` itself has no training step and no hooks to override: a bare `GAN` refuses to `fit` (and
+to `evaluate`) with one clear error. Code that computes a model's losses from outside its step
+(the `GANDiagnostics` callback, the test battery) calls the networks and `adversarial_loss`
+itself, by the convention every model of the course follows: an unconditional G takes `z` and
+D takes `x`; a class-conditional model (`ConditionalGAN`, BigGAN) trains on `(images, labels)`
+pairs and its networks take `[z, labels]` and `[x, labels]`.
 
 Three details that are easy to get wrong, and why this file does what it does:
 
@@ -46,7 +47,6 @@ from keras import ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError
-from kerasgan.export import images_to_uint8
 
 
 def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999):
@@ -118,6 +118,32 @@ def regularization_loss(network):
     return tf.nn.scale_regularization_loss(total)
 
 
+def build_optimizers(model, optimizers_and_variables):
+    """Create the slots of each optimizer not built yet, for its variables, in `model`'s
+    distribution scope.
+
+    An optimizer creates its slots lazily on its first update. Built then, inside a traced
+    step, they make TensorFlow trace the step a second time, and under `MirroredStrategy` the
+    replica context refuses to create them; and a checkpoint restored before the first update
+    would silently leave a second optimizer's state at zero.
+    """
+    pending = [(optimizer, variables) for optimizer, variables in optimizers_and_variables
+               if optimizer is not None and not optimizer.built]
+    if pending:
+        with model.distribute_strategy.scope():
+            for optimizer, variables in pending:
+                optimizer.build(variables)
+
+
+def update_trackers(trackers, logs):
+    """Add one step's values to the running means `{name: keras.metrics.Mean}` (values without
+    a tracker are not reported); return every mean, the step's logs for the progress bar."""
+    for name, value in logs.items():
+        if name in trackers:
+            trackers[name].update_state(value)
+    return {name: tracker.result() for name, tracker in trackers.items()}
+
+
 def minimize(tape, loss, optimizer, variables):
     """One optimizer step on `loss` recorded on `tape`: scale, differentiate, unscale, apply.
 
@@ -133,7 +159,13 @@ def minimize(tape, loss, optimizer, variables):
 
 @keras.saving.register_keras_serializable(package="kerasgan")
 class GAN(keras.Model):
-    """A generator and a discriminator trained against each other with `fit`.
+    """What every GAN of the course shares: a generator, a discriminator and two optimizers.
+
+    A subclass writes out its own `train_step` (and `test_step`) as its paper's algorithm,
+    calling the networks, its losses and the plumbing below (`sample_latent`,
+    `update_generator_ema`, `update_trackers`, and the module's `minimize`, `global_batch_mean`,
+    `regularization_loss`). `GAN` itself has no step: `fit` and `evaluate` on a bare `GAN` raise
+    `NotImplementedError`.
 
     Args:
         generator: a Keras model mapping latent vectors `[batch, latent_dim]` (plus, for
@@ -149,7 +181,10 @@ class GAN(keras.Model):
         latent: `[batch, latent_dim]` latent vectors. Returns G's images (inference mode).
 
     Example:
-        >>> gan = GAN(generator, discriminator)
+        >>> class MyGAN(GAN):
+        ...     def train_step(self, data):
+        ...         ...  # D's tape, loss and update; G's tape, loss and update; the logs
+        >>> gan = MyGAN(generator, discriminator)
         >>> gan.compile(loss="non_saturating")
         >>> gan.fit(dataset.batch(64), epochs=10)
         >>> images = gan.generate(16, seed=0)    # numpy, [16, H, W, C] in [-1, 1]
@@ -157,8 +192,6 @@ class GAN(keras.Model):
 
     # Names of the `keras.metrics.Mean` trackers a subclass reports; extend in subclasses.
     tracked_metrics = ("d_loss", "g_loss", "d_real", "d_fake")
-    # Config keys holding serialized networks, rebuilt by `from_config` (CycleGAN has four).
-    serialized_parts = ("generator", "discriminator")
     # `compile`'s defaults, which a subclass sets to its paper's choices instead of overriding
     # `compile` and `default_optimizers`: the adversarial loss, and `default_adam`'s arguments
     # for the generator's and the discriminator's optimizers.
@@ -220,25 +253,14 @@ class GAN(keras.Model):
         self.ensure_optimizers_built()
 
     def build_optimizers(self):
-        """Create both optimizers' slot variables now (needed before restoring a checkpoint).
+        """Create both optimizers' slots now, in the distribution scope (see the module
+        function `build_optimizers`); needed before restoring a checkpoint."""
+        build_optimizers(self, [
+            (self.d_optimizer, self.discriminator.trainable_variables),
+            (self.g_optimizer, self.generator.trainable_variables),
+        ])
 
-        An optimizer creates its variables lazily on its first update; a checkpoint restored
-        before that would silently leave the second optimizer's state at zero.
-        """
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
-
-    def ensure_optimizers_built(self):
-        """Run `build_optimizers` in the model's distribution scope unless every optimizer the
-        model holds (two here, more in subclasses that add some) is built already.
-
-        Under `MirroredStrategy`, slots created lazily by the first update are created inside
-        the replica context, which fails; built in the strategy's scope they are mirrored.
-        """
-        held = [v for v in vars(self).values() if isinstance(v, keras.optimizers.Optimizer)]
-        if held and not all(optimizer.built for optimizer in held):
-            with self.distribute_strategy.scope():
-                self.build_optimizers()
+    ensure_optimizers_built = build_optimizers
 
     @property
     def metrics(self):
@@ -251,86 +273,37 @@ class GAN(keras.Model):
         self.ensure_optimizers_built()
         return super().fit(*args, shuffle=shuffle, **kwargs)
 
-    # === Hooks that subclasses override ===
+    # === The training step: each model writes out its own ===
 
-    def unpack_batch(self, data):
-        """Split a dataset element into `(images, condition)`; labels are ignored here."""
-        if isinstance(data, (tuple, list)):
-            return data[0], None
-        return data, None
+    def train_step(self, data):
+        """Refused: a `GAN` has no game of its own to play.
+
+        Raises:
+            NotImplementedError: always; train a model of the course (`DCGAN`, `WGANGP`, ...)
+                or subclass `GAN` and write out the step.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no training step: every model of the course writes out "
+            "its own train_step (DCGAN, WGANGP, StyleGAN, ...); train one of them, or subclass "
+            "GAN and write yours"
+        )
+
+    def test_step(self, data):
+        """Refused, as `train_step` is: evaluating needs the model's own losses.
+
+        Raises:
+            NotImplementedError: always.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no evaluation step: every model of the course writes "
+            "out its own test_step; evaluate one of them, or subclass GAN and write yours"
+        )
+
+    # === Plumbing the steps call ===
 
     def sample_latent(self, batch_size):
         """Draw latent vectors from the model's own seeded stream (traced once, reproducible)."""
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
-
-    def generator_inputs(self, latent, condition):
-        """What the generator is called on."""
-        return latent
-
-    def discriminate(self, images, condition, training):
-        """The discriminator's logits for `images` (with `condition` in conditional models)."""
-        return self.discriminator(images, training=training)
-
-    def sample_condition(self, n):
-        """The condition for a grid of `n` samples (None: unconditional)."""
-        return None
-
-    def discriminator_penalty(self, real, fake, condition):
-        """Extra per-example discriminator terms `[batch]` (or None) and the logs to report."""
-        return None, {}
-
-    def score_logs(self, real_logits, fake_logits):
-        """What to report about D's scores: mean probabilities D(x) and D(G(z))."""
-        return {
-            "d_real": losses.discriminator_probability(real_logits),
-            "d_fake": losses.discriminator_probability(fake_logits),
-        }
-
-    # === The training step ===
-
-    def average(self, per_example):
-        """Mean over the global batch (`global_batch_mean`)."""
-        return global_batch_mean(per_example)
-
-    def regularization(self, network):
-        """The network's own added losses, replica-scaled (`regularization_loss`)."""
-        return regularization_loss(network)
-
-    def discriminator_loss(self, real, fake, condition, training=True):
-        """D's loss on one real and one fake batch, and the values to report.
-
-        With `training=False` (`test_step`) D runs in inference mode and the penalty
-        (`discriminator_penalty`) is left out: evaluating must neither change state nor pay for
-        an input-gradient pass, so `d_loss` is then the adversarial loss alone.
-
-        Returns:
-            `(loss, logs)`: the global-batch-averaged scalar to differentiate and a dict of
-            per-replica means for the metrics.
-        """
-        real_logits = self.discriminate(real, condition, training=training)
-        fake_logits = self.discriminate(fake, condition, training=training)
-        per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
-        penalty, logs = (
-            self.discriminator_penalty(real, fake, condition) if training else (None, {})
-        )
-        if penalty is not None:
-            per_example = per_example + ops.cast(penalty, "float32")
-        loss = self.average(per_example) + self.regularization(self.discriminator)
-        logs = {"d_loss": ops.mean(per_example), **self.score_logs(real_logits, fake_logits), **logs}
-        return loss, logs
-
-    def generator_loss(self, latent, condition, training=True):
-        """G's loss on fakes made from `latent`, and the values to report."""
-        fake = self.generator(self.generator_inputs(latent, condition), training=training)
-        fake_logits = self.discriminate(fake, condition, training=training)
-        per_example = self.adversarial_loss.generator_loss(fake_logits)
-        loss = self.average(per_example) + self.regularization(self.generator)
-        return loss, {"g_loss": ops.mean(per_example)}
-
-    def apply_update(self, tape, loss, optimizer, variables):
-        """Differentiate `loss` with respect to `variables` and let `optimizer` apply the step."""
-        gradients = tape.gradient(loss, variables)
-        optimizer.apply_gradients(zip(gradients, variables))
 
     def apply_update_if(self, condition, gradients, optimizer, variables):
         """Let `optimizer` apply `gradients` only when the traced boolean `condition` holds
@@ -359,29 +332,6 @@ class GAN(keras.Model):
             )
 
         context.merge_call(cross_replica, args=(condition, gradients))
-
-    def discriminator_step(self, real, condition):
-        """One update of D against fresh fakes. Returns the logs."""
-        batch_size = ops.shape(real)[0]
-        latent = self.sample_latent(batch_size)
-        # The fakes are made outside the tape: D's update needs no gradient through G.
-        fake = self.generator(self.generator_inputs(latent, condition), training=True)
-        with tf.GradientTape() as tape:
-            loss, logs = self.discriminator_loss(real, fake, condition)
-            scaled = self.d_optimizer.scale_loss(loss)
-        self.apply_update(tape, scaled, self.d_optimizer, self.discriminator.trainable_variables)
-        return logs
-
-    def generator_step(self, batch_size, condition):
-        """One update of G through a fixed D (then of its moving average). Returns the logs."""
-        latent = self.sample_latent(batch_size)
-        with tf.GradientTape() as tape:
-            loss, logs = self.generator_loss(latent, condition)
-            scaled = self.g_optimizer.scale_loss(loss)
-        self.apply_update(tape, scaled, self.g_optimizer, self.generator.trainable_variables)
-        if self.generator_ema is not None:
-            self.update_generator_ema()
-        return logs
 
     def update_generator_ema(self):
         """`w_ema <- decay * w_ema + (1 - decay) * w` for G's trainable weights; G's other state
@@ -419,27 +369,10 @@ class GAN(keras.Model):
         """The generator used for samples and exports: the moving average when there is one."""
         return self.generator_ema if self.generator_ema is not None else self.generator
 
-    def train_step(self, data):
-        real, condition = self.unpack_batch(data)
-        logs = self.discriminator_step(real, condition)
-        logs.update(self.generator_step(ops.shape(real)[0], condition))
-        return self.update_trackers(logs)
-
-    def test_step(self, data):
-        """Both losses on a held-out batch: no update, no penalty, both networks in inference
-        mode, so no variable changes (only the seed generator, which draws the latents)."""
-        real, condition = self.unpack_batch(data)
-        latent = self.sample_latent(ops.shape(real)[0])
-        fake = self.generator(self.generator_inputs(latent, condition), training=False)
-        _, logs = self.discriminator_loss(real, fake, condition, training=False)
-        logs.update(self.generator_loss(latent, condition, training=False)[1])
-        return self.update_trackers(logs)
-
     def update_trackers(self, logs):
-        for name, value in logs.items():
-            if name in self.trackers:
-                self.trackers[name].update_state(value)
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        """Add this step's values to the running means (`update_trackers`); return them all:
+        what `train_step` returns to `fit`."""
+        return update_trackers(self.trackers, logs)
 
     # === Using the trained generator ===
 
@@ -477,38 +410,32 @@ class GAN(keras.Model):
         return self.generate_from_latent(self.latent_batch(n, self.latent_dim, seed), batch_size)
 
     def generate_from_latent(self, latent, batch_size=256, condition=None):
-        """G's images for given latent vectors (and condition), batched, as float32 NumPy."""
+        """G's images for given latent vectors, batched, as float32 NumPy.
+
+        Args:
+            latent: `[n, latent_dim]` latent vectors.
+            batch_size: images per forward pass.
+            condition: None, or `n` labels for a class-conditional generator, which takes
+                `[latent, labels]`.
+        """
         outputs = []
         for start in range(0, len(latent), batch_size):
             stop = start + batch_size
-            part_condition = None if condition is None else condition[start:stop]
-            inputs = self.generator_inputs(latent[start:stop], part_condition)
+            inputs = latent[start:stop]
+            if condition is not None:
+                inputs = [inputs, condition[start:stop]]
             outputs.append(ops.convert_to_numpy(self.sampling_generator(inputs, training=False)))
         return np.concatenate(outputs).astype("float32")
+
+    def sample_condition(self, n):
+        """The condition of a grid of `n` samples: None here (unconditional); class-conditional
+        models return the labels of a row per class."""
+        return None
 
     def preview(self, latent, condition=None):
         """The images of a training-progress grid (see `callbacks.SampleGrid`): G's samples for
         fixed latents. Models whose progress is not a set of samples (CycleGAN) override it."""
         return self.generate_from_latent(latent, condition=condition)
-
-    def serving_functions(self):
-        """The functions an export serves, by signature name (see `kerasgan.export`).
-
-        `serving_default`: `latent` float32 `[None, latent_dim]` -> `images` uint8.
-        `predict_float`: the same input -> `images` float32 in `[-1, 1]`.
-        """
-        generator = self.sampling_generator
-        latent_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")
-
-        @tf.function(input_signature=[latent_spec])
-        def serving_default(latent):
-            return {"images": images_to_uint8(generator(latent, training=False))}
-
-        @tf.function(input_signature=[latent_spec])
-        def predict_float(latent):
-            return {"images": tf.cast(generator(latent, training=False), tf.float32)}
-
-        return {"serving_default": serving_default, "predict_float": predict_float}
 
     # === Serialization ===
 
@@ -526,8 +453,8 @@ class GAN(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for part in cls.serialized_parts:
-            config[part] = keras.saving.deserialize_keras_object(config[part])
+        for network in ("generator", "discriminator"):
+            config[network] = keras.saving.deserialize_keras_object(config[network])
         return cls(**config)
 
     def get_compile_config(self):

@@ -49,8 +49,8 @@ With step counter `t`, reals `x` and `softplus(u) = log(1 + e^u)`:
 (StyleGAN2's loop runs its generator phases before its discriminator phases; D first is the
 order of every GAN in this course, and the two orders are the same alternating game.) Losses are
 averaged over the global batch and any weight penalty a layer adds (`network.losses`) joins its
-network's loss, as in every step of the course; `evaluate()` runs `GAN.test_step`, both losses
-with no R1 and no update.
+network's loss, as in every step of the course; `evaluate()` runs `StyleGAN.test_step`, both
+losses in inference mode with no R1 and no update.
 
 What is faithful and what is not (choices for a 2-core CPU and a course):
 
@@ -85,7 +85,6 @@ from keras import layers, ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError
-from kerasgan.export import images_to_uint8
 from kerasgan.layers.style import (
     MODULATIONS,
     BroadcastStyles,
@@ -108,7 +107,6 @@ from kerasgan.models.gan import (
     refuse_generate_options,
     regularization_loss,
 )
-from kerasgan.recipes import Recipe
 
 SUPPORTED_RESOLUTIONS = (16, 32, 64, 128, 256)
 # The sensible range of the truncation psi: 0 is the average image, 1 no truncation; values
@@ -531,6 +529,21 @@ class StyleGAN(GAN):
         self.step.assign_add(1)
         return self.update_trackers(logs)
 
+    def test_step(self, data):
+        """Both losses on a held-out batch, with both networks in inference mode (G without
+        style mixing, on its fixed noise maps), no R1, no update and no step counted: only the
+        seed generator moves."""
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        fake = self.generator(self.sample_latent(ops.shape(real)[0]), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        return self.update_trackers({
+            "d_loss": ops.mean(self.adversarial_loss.discriminator_loss(real_logits, fake_logits)),
+            "g_loss": ops.mean(self.adversarial_loss.generator_loss(fake_logits)),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })
+
     # --- sampling: truncation and style mixing ---
 
     def w_from_latent(self, latent, truncation_psi=1.0, generator=None):
@@ -633,67 +646,6 @@ class StyleGAN(GAN):
         images = ops.cast(self.render(flat, generator), "float32")
         return ops.reshape(images, (rows, cols, *images.shape[1:]))
 
-    # --- export ---
-
-    def serving_functions(self):
-        """The export's signatures.
-
-        * `serving_default`: `latent` float32 `[None, latent_dim]` and `truncation_psi` float32
-          scalar -> `images` uint8. A SavedModel signature has no default values: every caller
-          passes `truncation_psi` (1.0 for no truncation, 0.7 typical).
-        * `predict_float`: the same inputs -> `images` float32 in `[-1, 1]`.
-        * `mix`: `latent_rows` `[R, latent_dim]`, `latent_cols` `[C, latent_dim]`,
-          `crossover` int32 scalar, `truncation_psi` -> `images` uint8 `[R, C, H, W, ch]`
-          (cell `(i, j)`: styles before `crossover` from row `i`, the rest from column `j`),
-          plus `row_images` and `col_images`, the unmixed sources.
-
-        `truncation_psi` outside `PSI_RANGE` and `crossover` outside `[0, num_styles]` are
-        rejected by the graph (InvalidArgumentError).
-        """
-        generator = self.sampling_generator
-        latent_spec = tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent")
-        psi_spec = tf.TensorSpec([], tf.float32, name="truncation_psi")
-        low, high = PSI_RANGE
-
-        def checked_psi(psi):
-            tf.debugging.assert_greater_equal(psi, low, message=f"truncation_psi must be >= {low}")
-            tf.debugging.assert_less_equal(psi, high, message=f"truncation_psi must be <= {high}")
-            return psi
-
-        def images_for(latent, psi):
-            return self.render(self.styles(latent, checked_psi(psi), generator), generator)
-
-        @tf.function(input_signature=[latent_spec, psi_spec])
-        def serving_default(latent, truncation_psi):
-            return {"images": images_to_uint8(images_for(latent, truncation_psi))}
-
-        @tf.function(input_signature=[latent_spec, psi_spec])
-        def predict_float(latent, truncation_psi):
-            return {"images": tf.cast(images_for(latent, truncation_psi), tf.float32)}
-
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent_rows"),
-                tf.TensorSpec([None, self.latent_dim], tf.float32, name="latent_cols"),
-                tf.TensorSpec([], tf.int32, name="crossover"),
-                psi_spec,
-            ]
-        )
-        def mix(latent_rows, latent_cols, crossover, truncation_psi):
-            tf.debugging.assert_greater_equal(crossover, 0, message="crossover must be >= 0")
-            tf.debugging.assert_less_equal(
-                crossover, self.num_styles, message=f"crossover must be <= {self.num_styles}"
-            )
-            psi = checked_psi(truncation_psi)
-            grid = self._mix_graph(latent_rows, latent_cols, crossover, psi)
-            return {
-                "images": images_to_uint8(grid),
-                "row_images": images_to_uint8(images_for(latent_rows, psi)),
-                "col_images": images_to_uint8(images_for(latent_cols, psi)),
-            }
-
-        return {"serving_default": serving_default, "predict_float": predict_float, "mix": mix}
-
     # --- serialization ---
 
     def get_config(self):
@@ -702,74 +654,3 @@ class StyleGAN(GAN):
             r1_gamma=self.r1_gamma, r1_interval=self.r1_interval, w_avg_beta=self.w_avg_beta
         )
         return config
-
-
-def mixing_tiles(grid, row_images, col_images):
-    """Lay out a style-mixing grid as tiles for `plotting.image_grid(tiles, cols=cols + 1)`.
-
-    The first row is a blank corner followed by the column sources; every further row starts
-    with its row source followed by its mixes (the layout of StyleGAN's Figure 3).
-
-    Args:
-        grid: `[rows, cols, H, W, C]` mixes (float in `[-1, 1]` or uint8).
-        row_images: `[rows, H, W, C]` row sources.
-        col_images: `[cols, H, W, C]` column sources.
-
-    Returns:
-        uint8 `[(rows + 1) * (cols + 1), H, W, C]`.
-    """
-    from kerasgan.plotting import to_uint8
-
-    grid, row_images, col_images = to_uint8(grid), to_uint8(row_images), to_uint8(col_images)
-    tiles = [np.full_like(col_images[:1], 255), col_images]
-    for row, mixes in zip(row_images, grid):
-        tiles += [row[None], mixes]
-    return np.concatenate(tiles)
-
-
-# === CLI recipe ===
-
-
-def load_data(data="auto", image_size=None, channels=None):
-    """The training data of `python -m kerasgan train stylegan`.
-
-    * `auto` / `embedded`: the coloured digits (`colored_mnist`, generated from the embedded
-      MNIST sample) at 32 px (the default: small enough for style mixing to show on a CPU).
-    * `tfds`: `oxford_flowers102` (all 8,189 images), centre-cropped to a square, at 64 px.
-    * a folder of images: at 64 px.
-    """
-    from kerasgan import datasets
-
-    channels = channels or 3
-    if data in ("auto", "embedded"):
-        return datasets.load(
-            "colored_mnist", source="embedded", image_size=image_size or 32, channels=channels
-        )
-    if data == "tfds":
-        size = image_size or 64
-        flowers = datasets.load(
-            "oxford_flowers102", split="train+validation+test", source="tfds", channels=channels
-        )
-        return flowers.map(lambda image: center_crop_resize(image, size))
-    return datasets.load(data, image_size=image_size or 64, channels=channels)
-
-
-def center_crop_resize(image, size):
-    """Crop the largest centred square, then resize to `size` (photos keep their proportions)."""
-    shape = tf.shape(image)
-    side = tf.minimum(shape[0], shape[1])
-    top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
-    square = image[top : top + side, left : left + side]
-    return tf.image.resize(square, (size, size), method="bilinear", antialias=True)
-
-
-RECIPE = Recipe(
-    name="stylegan",
-    build=StyleGAN.from_preset,
-    description="StyleGAN2-style generator on coloured digits (style mixing, truncation)",
-    dataset="colored_mnist",
-    epochs=40,
-    batch_size=32,
-    presets=tuple(CONFIGS),
-    load_data=load_data,
-)

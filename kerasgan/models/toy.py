@@ -157,6 +157,20 @@ class ToyGAN(GAN):
             "d_fake": losses.discriminator_probability(fake_logits),
         })
 
+    def test_step(self, data):
+        """Both losses on a held-out batch, with both networks in inference mode (batch norm
+        uses its moving statistics) and no update: only the seed generator moves."""
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        fake = self.generator(self.sample_latent(ops.shape(real)[0]), training=False)
+        real_logits = self.discriminator(real, training=False)
+        fake_logits = self.discriminator(fake, training=False)
+        return self.update_trackers({
+            "d_loss": ops.mean(self.adversarial_loss.discriminator_loss(real_logits, fake_logits)),
+            "g_loss": ops.mean(self.adversarial_loss.generator_loss(fake_logits)),
+            "d_real": losses.discriminator_probability(real_logits),
+            "d_fake": losses.discriminator_probability(fake_logits),
+        })
+
     def discriminator_map(self, extent=3.0, resolution=100):
         """D's probability of "real" on a grid over `[-extent, extent]^2`.
 

@@ -98,7 +98,6 @@ from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.models import dcgan
 from kerasgan.models.gan import GAN, global_batch_mean, minimize, preset_config, regularization_loss
-from kerasgan.recipes import Recipe
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
 # seconds, for tests and notebook smoke runs.
@@ -316,37 +315,9 @@ class WGANGP(GAN):
             "wasserstein": real_score - fake_score,
         })
 
-    # === For the base class's helpers ===
-
-    def discriminator_penalty(self, real, fake, condition):
-        """`lambda * (||grad C(x_hat)|| - 1)^2` per example, and its unweighted mean and the
-        mean gradient norm. `train_step` does not call it: it is for the base class's
-        `GAN.discriminator_loss` in training mode (the test battery's frozen-generator test
-        calls it), so the critic's loss there includes the penalty, as in `train_step`."""
-        if self.gp_weight == 0.0:
-            return None, {}
-        penalties, norms = losses.gradient_penalty(
-            lambda images: self.critic(images, training=True), real, fake,
-            seed=self.seed_generator, return_norms=True,
-        )
-        logs = {"gradient_penalty": ops.mean(penalties), "gradient_norm": ops.mean(norms)}
-        return self.gp_weight * penalties, logs
-
     # === Serialization ===
 
     def get_config(self):
         config = super().get_config()
         config.update(n_critic=self.n_critic, gp_weight=self.gp_weight)
         return config
-
-
-RECIPE = Recipe(
-    name="wgan-gp",
-    build=WGANGP.from_preset,
-    description="WGAN-GP (Gulrajani et al., 2017) on MNIST digits",
-    # 150 epochs of 31 steps (~4,600 generator updates): enough for most samples to be
-    # recognisable digits within the course's CPU budget (timing: benchmarks/README.md).
-    epochs=150,
-    # Real images per step: 5 critic updates of 32 images each (see the module docstring).
-    batch_size=160,
-)

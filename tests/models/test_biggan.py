@@ -11,10 +11,10 @@ import tensorflow as tf
 from kerasgan import losses
 from kerasgan.errors import ConfigError, DataError
 from kerasgan.export import export_model, load_serving_signature
-from kerasgan.models.biggan import BigGAN, load_data, truncate_latent
+from kerasgan.models.biggan import BigGAN, truncate_latent
 from kerasgan.models.conditional_gan import ConditionalGAN
-from kerasgan.models.gan import GAN
 from tests.models.gan_battery import GANBattery, assert_presets_are_checked, train_and_resume
+from tests.models.test_gan import HOOKS, assert_no_hooks
 
 NUM_CLASSES = 10
 
@@ -59,7 +59,7 @@ def test_generator_and_discriminator_take_labels():
     same_latent = np.repeat(gan.latent_batch(1, gan.latent_dim, seed=0), 2, axis=0)
     images = gan.generate_from_latent(same_latent, condition=[2, 7])
     assert np.abs(images[0] - images[1]).max() > 1e-4  # the class changes the image
-    # the conditional GAN's hooks: sample grids show a row per class
+    # sample grids show a row per class, as the conditional GAN's do
     assert isinstance(gan, ConditionalGAN)
     assert gan.sample_condition(12).tolist() == [0] * 10 + [1, 1]
     assert gan.preview_columns == NUM_CLASSES
@@ -179,13 +179,6 @@ def test_the_orthogonal_penalty_moves_only_the_generator():
 # === The training step, written out ===
 
 
-HOOKS = (
-    "discriminator_step", "generator_step", "discriminator_loss", "generator_loss",
-    "discriminator_penalty", "discriminate", "generator_inputs", "score_logs", "unpack_batch",
-    "regularization", "apply_update",
-)
-
-
 def test_train_step_is_biggans_own_and_calls_no_hook():
     """The step reads as the paper's algorithm: networks, losses and the penalty in view."""
     import inspect
@@ -204,23 +197,8 @@ def test_train_step_is_biggans_own_and_calls_no_hook():
     assert train.count("training=True") >= 4 and "training=False" not in train
 
 
-@pytest.fixture
-def without_hooks(monkeypatch):
-    """Every loss/routing hook of `GAN` and `ConditionalGAN` raises if it is called."""
-
-    def forbidden(name):
-        def hook(*args, **kwargs):
-            raise AssertionError(f"BigGAN's step called the hook {name}")
-
-        return hook
-
-    for cls in (GAN, ConditionalGAN):
-        for name in HOOKS:
-            if name in vars(cls):
-                monkeypatch.setattr(cls, name, forbidden(name))
-
-
-def test_fit_and_evaluate_need_none_of_the_inherited_hooks(without_hooks):
+def test_fit_and_evaluate_have_no_inherited_hook_to_call():
+    assert_no_hooks(BigGAN)
     gan = tiny()
     gan.compile()
     images, labels = TestBigGAN().batch(8)
@@ -374,16 +352,6 @@ def test_mixed_bfloat16_keeps_images_and_logits_in_float32():
     assert gan.generate(2, seed=0).dtype == np.float32
     logits = gan.discriminator([np.zeros((2, 32, 32, 3), "float32"), np.array([0, 1], "int32")])
     assert logits.dtype == "float32"
-
-
-def test_load_data_pairs_and_choices():
-    pairs = load_data("embedded")
-    image, label = next(iter(pairs))
-    assert image.shape == (32, 32, 1) and label.dtype == tf.int32
-    with pytest.raises(ConfigError, match="cifar10"):
-        load_data("cifar100")
-    with pytest.raises(DataError):  # offline in tests: tensorflow-datasets cannot serve it
-        load_data("cifar10")
 
 
 def test_a_run_resumes_and_exports(tmp_path, capsys):

@@ -15,12 +15,14 @@ from kerasgan.models.conditional_gan import (
     build_discriminator,
     build_generator,
     class_grid_labels,
+    labelled_batch,
     latent_and_label,
     projection_logits,
 )
 from kerasgan.plotting import image_grid, to_uint8
 from kerasgan.recipes import get_recipe
 from tests.models.gan_battery import GANBattery, train_and_resume
+from tests.models.test_gan import assert_no_hooks
 
 
 class TestConditionalGAN(GANBattery):
@@ -149,7 +151,7 @@ def test_the_export_records_the_number_of_classes(gan, tmp_path):
 
 def test_training_needs_labels(gan):
     with pytest.raises(DataError, match="with_labels=True"):
-        gan.unpack_batch(np.zeros((2, 28, 28, 1), "float32"))
+        labelled_batch(np.zeros((2, 28, 28, 1), "float32"))
     gan.compile()
     images = np.zeros((2, 28, 28, 1), "float32")
     for step in (gan.train_step, gan.test_step):
@@ -159,24 +161,12 @@ def test_training_needs_labels(gan):
 
 # === The written-out steps ===
 
-# The base GAN's hooks. `train_step` and `test_step` call the networks and losses themselves,
-# so that the step in this file is the whole step; the hooks stay for callers outside it.
-HOOKS = (
-    "unpack_batch", "generator_inputs", "discriminate", "discriminator_loss", "generator_loss",
-    "discriminator_penalty", "score_logs", "regularization", "average", "apply_update",
-    "discriminator_step", "generator_step",
-)
-
-
-def without_hooks(gan):
-    def refuse(name):
-        def hook(*args, **kwargs):
-            raise AssertionError(f"the step called the hook {name}")
-        return hook
-
-    for name in HOOKS:
-        setattr(gan, name, refuse(name))
-    return gan
+def test_neither_the_conditional_gan_nor_its_base_has_the_old_hooks():
+    """`train_step` and `test_step` call the networks and losses themselves, so that the step
+    in this file is the whole step; nothing else needs a hook that routes the label either
+    (sample grids, `GANDiagnostics` and BigGAN call `generator([z, y])` and
+    `discriminator([x, y])`)."""
+    assert_no_hooks(ConditionalGAN)
 
 
 def spy_on_modes(network):
@@ -192,10 +182,9 @@ def spy_on_modes(network):
     return modes
 
 
-def test_the_train_step_is_written_out_without_hooks():
+def test_the_train_step_is_written_out():
     gan = ConditionalGAN.from_preset("tiny", seed=0)
     gan.compile(g_optimizer=keras.optimizers.SGD(0.01), d_optimizer=keras.optimizers.SGD(0.01))
-    without_hooks(gan)
     g_modes, d_modes = spy_on_modes(gan.generator), spy_on_modes(gan.discriminator)
     g_before, d_before = gan.generator.get_weights(), gan.discriminator.get_weights()
     rng = np.random.default_rng(0)
@@ -209,10 +198,9 @@ def test_the_train_step_is_written_out_without_hooks():
     assert any(not np.array_equal(a, b) for a, b in zip(d_before, gan.discriminator.get_weights()))
 
 
-def test_evaluate_runs_both_networks_in_inference_mode_without_hooks():
+def test_evaluate_runs_both_networks_in_inference_mode():
     gan = ConditionalGAN.from_preset("tiny", seed=0)
     gan.compile(run_eagerly=True)
-    without_hooks(gan)
     g_modes, d_modes = spy_on_modes(gan.generator), spy_on_modes(gan.discriminator)
     rng = np.random.default_rng(0)
     batch = (rng.uniform(-1, 1, (4, 28, 28, 1)).astype("float32"), np.arange(4, dtype="int32"))

@@ -10,7 +10,7 @@ from PIL import Image
 
 from kerasgan import datasets, losses
 from kerasgan.errors import ConfigError, DataError
-from kerasgan.export import load_serving_signature, read_metadata
+from kerasgan.export import export_directions, load_serving_signature, read_metadata
 from kerasgan.layers import ReflectionPadding2D
 from kerasgan.models.cyclegan import (
     CONFIGS,
@@ -22,7 +22,6 @@ from kerasgan.models.cyclegan import (
     check_image_size,
     default_discriminator_downsamplings,
     default_residual_blocks,
-    export_directions,
     patchgan_receptive_field,
 )
 from kerasgan.plotting import to_uint8
@@ -77,8 +76,8 @@ def test_patchgan_receptive_fields():
 def test_paper_defaults():
     assert default_residual_blocks(256) == 9 and default_residual_blocks(128) == 6
     gan = CycleGAN.from_preset("paper", image_size=64, channels=3)
-    assert gan.generator.get_layer("stem_conv").filters == 64
-    assert sum(layer.name.endswith("_add") for layer in gan.generator.layers) == 6
+    assert gan.generator_a2b.get_layer("stem_conv").filters == 64
+    assert sum(layer.name.endswith("_add") for layer in gan.generator_a2b.layers) == 6
     assert gan.cycle_weight == 10.0 and gan.identity_weight == 0.5
     assert gan.pool_a.pool_size == 50 and gan.learning_rate == 2e-4
 
@@ -100,50 +99,43 @@ def test_cycle_and_identity_losses_by_hand():
     assert losses.cycle_consistency_loss(real, other).dtype == "float32"
 
 
-def test_generator_objective_is_the_weighted_sum_of_its_terms():
+def test_evaluation_reports_each_term_of_the_objective():
+    """`test_step` reports, per example and averaged: the generators' least-squares terms, the
+    cycle and identity L1 terms (unweighted), and the discriminators' halved loss."""
     gan = tiny()
     gan.compile()
     a, b = images(3, 1), images(3, 2)
-    loss, logs, _, _ = gan.generator_objective(a, b, training=False)
+    logs = {key: float(value) for key, value in gan.test_step((a, b)).items()}
 
     G, F = gan.generator_a2b, gan.generator_b2a  # noqa: N806 (the paper's names)
+    D_A, D_B = gan.discriminator_a, gan.discriminator_b  # noqa: N806
 
-    def lsgan_g(scores):
-        return np.mean(np.square(np.asarray(scores) - 1.0).reshape(3, -1), axis=1)
+    def per_example(x):
+        return np.asarray(x).reshape(3, -1)
 
     def l1(x, y):
-        return np.mean(np.abs(np.asarray(x) - np.asarray(y)).reshape(3, -1), axis=1)
-
-    adversarial = lsgan_g(gan.discriminator_b(G(a))) + lsgan_g(gan.discriminator_a(F(b)))
-    cycle = l1(F(G(a)), a) + l1(G(F(b)), b)
-    identity = l1(G(b), b) + l1(F(a), a)
-    expected = np.mean(adversarial + 10.0 * cycle + 5.0 * identity)
-    np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
-    np.testing.assert_allclose(float(logs["cycle"]), cycle.mean(), rtol=1e-5)
-    np.testing.assert_allclose(float(logs["identity"]), identity.mean(), rtol=1e-5)
-    np.testing.assert_allclose(float(logs["g_loss"]), adversarial.mean(), rtol=1e-5)
-
-
-def test_discriminator_objective_is_half_the_least_squares_loss():
-    gan = tiny()
-    gan.compile()
-    a, b, fa, fb = (images(2, seed) for seed in range(4))
-    loss, logs = gan.discriminator_objective(a, b, fa, fb, training=False)
+        return np.mean(np.abs(per_example(x) - per_example(y)), axis=1)
 
     def lsgan_d(discriminator, real, fake):
-        r, f = (np.asarray(discriminator(x)).reshape(2, -1) for x in (real, fake))
+        r, f = per_example(discriminator(real)), per_example(discriminator(fake))
         return np.mean((r - 1) ** 2, axis=1) + np.mean(f**2, axis=1)
 
-    expected = 0.5 * (lsgan_d(gan.discriminator_a, a, fa) + lsgan_d(gan.discriminator_b, b, fb))
-    np.testing.assert_allclose(float(loss), expected.mean(), rtol=1e-5)
-    np.testing.assert_allclose(float(logs["d_loss"]), expected.mean(), rtol=1e-5)
+    adversarial = (np.mean((per_example(D_B(G(a))) - 1) ** 2, axis=1)
+                   + np.mean((per_example(D_A(F(b))) - 1) ** 2, axis=1))
+    np.testing.assert_allclose(logs["g_loss"], adversarial.mean(), rtol=1e-5)
+    np.testing.assert_allclose(logs["cycle"], (l1(F(G(a)), a) + l1(G(F(b)), b)).mean(), rtol=1e-5)
+    np.testing.assert_allclose(logs["identity"], (l1(G(b), b) + l1(F(a), a)).mean(), rtol=1e-5)
+    d_loss = 0.5 * (lsgan_d(D_A, a, F(b)) + lsgan_d(D_B, b, G(a)))
+    np.testing.assert_allclose(logs["d_loss"], d_loss.mean(), rtol=1e-5)
+    np.testing.assert_allclose(
+        logs["d_real"], np.mean([np.mean(D_A(a)), np.mean(D_B(b))]), rtol=1e-5
+    )
 
 
 def test_identity_weight_zero_skips_the_term():
     gan = tiny(identity_weight=0.0)
     gan.compile()
-    _, logs, _, _ = gan.generator_objective(images(2), images(2, 1))
-    assert float(logs["identity"]) == 0.0
+    assert float(gan.test_step((images(2), images(2, 1)))["identity"]) == 0.0
 
 
 # === Image pool ===
@@ -236,12 +228,75 @@ def test_linear_decay_schedule_rejects_bad_values(args):
         LinearDecaySchedule(*args)
 
 
-def test_fit_makes_the_schedule_span_the_run(trained):
+OPTIMIZERS = {
+    "g_optimizer": "generator_a2b", "f_optimizer": "generator_b2a",
+    "d_a_optimizer": "discriminator_a", "d_b_optimizer": "discriminator_b",
+}
+
+
+def test_fit_makes_every_schedule_span_the_run(trained):
     gan = trained.gan  # 2 steps x 2 epochs
-    schedule = gan.g_optimizer._learning_rate
-    assert (schedule.constant_steps, schedule.decay_steps) == (2, 2)
-    assert gan.d_optimizer._learning_rate.get_config() == schedule.get_config()
-    assert float(gan.g_optimizer.learning_rate) == 0.0  # decayed to zero at the end
+    for name in OPTIMIZERS:
+        optimizer = getattr(gan, name)
+        schedule = optimizer._learning_rate
+        assert isinstance(schedule, LinearDecaySchedule), name
+        assert (schedule.constant_steps, schedule.decay_steps) == (2, 2), name
+        assert float(optimizer.learning_rate) == 0.0, name  # decayed to zero at the end
+
+
+# === One model, four networks, four optimizers ===
+
+
+def test_cyclegan_is_a_keras_model_of_its_own_with_four_optimizers():
+    from kerasgan.models.gan import GAN
+
+    gan = tiny()
+    assert isinstance(gan, keras.Model) and not isinstance(gan, GAN)
+    for missing in ("latent_dim", "generate", "generator", "discriminator", "d_optimizer"):
+        assert not hasattr(gan, missing), missing
+    gan.compile()
+    optimizers = [getattr(gan, name) for name in OPTIMIZERS]
+    assert len({id(optimizer) for optimizer in optimizers}) == 4
+    for (name, network), optimizer in zip(OPTIMIZERS.items(), optimizers):
+        assert isinstance(optimizer, keras.optimizers.Adam), name
+        assert optimizer.beta_1 == 0.5 and optimizer.built, name
+        assert isinstance(optimizer._learning_rate, LinearDecaySchedule), name
+        assert float(optimizer.learning_rate) == pytest.approx(2e-4)
+        # Each optimizer holds the slots of its own network's weights, and only those.
+        assert len(optimizer._trainable_variables) == len(
+            getattr(gan, network).trainable_variables
+        ), name
+    assert len({id(o._learning_rate) for o in optimizers}) == 4  # a schedule each
+
+
+def test_one_training_step_steps_each_optimizer_once(trained):
+    steps = 4  # 2 epochs of 2 steps
+    for name in OPTIMIZERS:
+        assert int(getattr(trained.gan, name).iterations.numpy()) == steps, name
+
+
+def test_compile_refuses_one_optimizer_for_two_networks():
+    gan = tiny()
+    shared = keras.optimizers.Adam()
+    with pytest.raises(ConfigError, match="g_optimizer and f_optimizer are the same optimizer"):
+        gan.compile(g_optimizer=shared, f_optimizer=shared)
+
+
+def test_a_resumed_run_restores_all_four_optimizers(trained, tmp_path):
+    from kerasgan.callbacks import GANCheckpoint
+
+    GANCheckpoint(trained.gan, str(tmp_path)).on_epoch_end(1, {})  # saves as after epoch 2
+    fresh = tiny(preview_count=3)
+    fresh.compile()
+    GANCheckpoint(fresh, str(tmp_path)).restore()
+    for name in OPTIMIZERS:
+        original, restored = getattr(trained.gan, name), getattr(fresh, name)
+        assert int(restored.iterations.numpy()) == 4, name
+        assert len(restored.variables) == len(original.variables) > 2, name
+        for a, b in zip(original.variables, restored.variables):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{name}: {a.path}")
+        moments = [np.asarray(v) for v in restored.variables if "momentum" in v.path]
+        assert moments and any(np.any(m != 0) for m in moments), name  # slots, not fresh zeros
 
 
 # === Training ===
@@ -285,9 +340,10 @@ def test_cycle_loss_falls_on_a_fixed_pair():
     gan.compile(run_eagerly=True)  # a dozen steps: cheaper than tracing the step
     batch = pairs(4, 4)
     fixed_a, fixed_b = next(iter(batch))
-    _, start, _, _ = gan.generator_objective(fixed_a, fixed_b, training=False)
+    start = {key: float(value) for key, value in gan.test_step((fixed_a, fixed_b)).items()}
     gan.fit(batch.repeat(12), epochs=1, verbose=0)
-    _, end, _, _ = gan.generator_objective(fixed_a, fixed_b, training=False)
+    gan.reset_metrics()
+    end = {key: float(value) for key, value in gan.test_step((fixed_a, fixed_b)).items()}
     assert float(end["cycle"]) < 0.8 * float(start["cycle"]), (end["cycle"], start["cycle"])
 
 
@@ -334,11 +390,14 @@ def test_keras_round_trip(trained, tmp_path):
     x = images(3, 4)
     for direction in ("a2b", "b2a"):
         np.testing.assert_allclose(restored.translate(x, direction), gan.translate(x, direction), atol=1e-6)
-    for a, b in zip(gan.d_optimizer.variables, restored.d_optimizer.variables):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+    for name in OPTIMIZERS:
+        original, copy = getattr(gan, name), getattr(restored, name)
+        assert int(copy.iterations.numpy()) == 4, name
+        for a, b in zip(original.variables, copy.variables):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+        assert copy._learning_rate.get_config() == original._learning_rate.get_config()
     np.testing.assert_array_equal(np.asarray(restored.pool_b.images), np.asarray(gan.pool_b.images))
     np.testing.assert_array_equal(restored.preview(), gan.preview())
-    assert restored.g_optimizer._learning_rate.get_config() == gan.g_optimizer._learning_rate.get_config()
 
 
 def test_export_both_directions_with_parity(tmp_path):
@@ -373,14 +432,14 @@ def test_export_both_directions_with_parity(tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_and_translates_like_float32(policy, tmp_path):
-    """A few steps under `policy` stay finite (float16: both optimizers scale the loss), and
-    each direction's export returns uint8 images close to the same weights in float32."""
+    """A few steps under `policy` stay finite (float16: all four optimizers scale the loss),
+    and each direction's export returns uint8 images close to the same weights in float32."""
     keras.mixed_precision.set_dtype_policy(policy)
     gan = tiny()
     gan.compile()
-    assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer) == (
-        policy == "mixed_float16"
-    )
+    for name in OPTIMIZERS:
+        scaled = isinstance(getattr(gan, name), keras.optimizers.LossScaleOptimizer)
+        assert scaled == (policy == "mixed_float16"), name
     history = gan.fit(pairs(8, 4), epochs=2, verbose=0).history
     for key in CycleGAN.tracked_metrics:
         assert np.all(np.isfinite(history[key])), (key, history[key])
@@ -427,12 +486,12 @@ def test_bad_calls_are_clear_errors():
         gan.translate(images(2, size=8))
     with pytest.raises(ConfigError, match="direction"):
         gan.translate(images(2), "sideways")
-    with pytest.raises(ConfigError, match="translates images"):
-        gan.generate(4)
     with pytest.raises(ConfigError, match="set_preview_images"):
         gan.set_preview_images(images(1), images(1))
-    with pytest.raises(ConfigError, match=r"\(a, b\) pairs"):
-        gan.unpack_batch(images(2))
+    gan.compile()
+    for step in (gan.train_step, gan.test_step):
+        with pytest.raises(ConfigError, match=r"\(a, b\) pairs"):
+            step(images(2))
     assert set(CONFIGS) == {"default", "paper", "tiny"}
 
 

@@ -157,7 +157,10 @@ def one_step(name, strategy):
     with strategy.scope():
         gan = build()
         synchronize_batch_norm(gan)
-        gan.compile(g_optimizer=keras.optimizers.SGD(0.01), d_optimizer=keras.optimizers.SGD(0.01))
+        # CycleGAN has an optimizer per network; the others one for G and one for D.
+        names = (("g_optimizer", "f_optimizer", "d_a_optimizer", "d_b_optimizer")
+                 if name == "cyclegan" else ("g_optimizer", "d_optimizer"))
+        gan.compile(**{optimizer: keras.optimizers.SGD(0.01) for optimizer in names})
     if strategy.num_replicas_in_sync > 1:
         data = tuple(d[ORDER] for d in data) if isinstance(data, tuple) else data[ORDER]
     before = state(gan)

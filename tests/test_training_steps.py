@@ -1,0 +1,167 @@
+"""The named steps of `training.train`: each one's contract, on its own (issue 18)."""
+
+import json
+import os
+import shutil
+import types
+
+import numpy as np
+import pytest
+
+from kerasgan import training
+from kerasgan.errors import ConfigError
+from tests.test_training import tiny_options, tiny_run
+
+STEPS = 5000 // 256  # steps per epoch of tests.test_training.tiny_run
+
+
+def tiny_settings(tmp_path, **overrides):
+    """The settings `tiny_run` trains with."""
+    return training.resolve_settings("dcgan", **tiny_options(tmp_path, **overrides))
+
+
+def built(settings):
+    """The model `train` builds for `settings`, with its data, inside the run's lock."""
+    with training.prepare_run(settings) as source:
+        data = training.load_run_data(settings, source)
+        return training.build_model(settings, data), data
+
+
+def test_resolve_settings_fills_in_the_recipes_defaults_and_touches_no_disk(tmp_path):
+    recipe = training.get_recipe("dcgan")
+    settings = tiny_settings(tmp_path, epochs=None, batch_size=None)
+    assert (settings.epochs, settings.batch_size) == (recipe.epochs, recipe.batch_size)
+    assert settings.run_dir == str(tmp_path / "run") and settings.export_name == "dcgan"
+    assert settings.policy == "float32" and settings.export is True
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ConfigError, match="unknown preset"):
+        tiny_settings(tmp_path, preset="huge")
+    assert os.listdir(tmp_path) == []
+
+
+def test_prepare_run_refuses_a_locked_folder_and_leaves_nothing_behind(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    owner = os.getppid()  # alive: the process that started the tests
+    (run / "train.lock").write_text(f"{owner}\n")
+    with pytest.raises(training.RunLocked, match=f"in use by another train \\(process {owner}"):
+        with training.prepare_run(tiny_settings(tmp_path)):
+            pytest.fail("the body must not run on a locked folder")
+    assert os.listdir(run) == ["train.lock"] and (run / "train.lock").read_text() == f"{owner}\n"
+    assert not (tmp_path / "models").exists()  # not even the export folder
+
+
+def test_prepare_run_holds_the_lock_while_its_body_runs_and_releases_it_on_error(tmp_path):
+    settings = tiny_settings(tmp_path)
+    lock = tmp_path / "run" / "train.lock"
+    with pytest.raises(RuntimeError, match="stop"):
+        with training.prepare_run(settings) as source:
+            assert source == "embedded"
+            assert lock.read_text() == f"{os.getpid()}\n"
+            assert (tmp_path / "models").is_dir()
+            raise RuntimeError("stop")
+    assert not lock.exists()
+    assert os.listdir(tmp_path / "run") == []  # no options, checkpoints or samples
+
+
+def test_prepare_run_refuses_a_folder_of_another_run_and_releases_the_lock(tmp_path):
+    tiny_run(tmp_path, epochs=1, export=False)
+    with pytest.raises(ConfigError, match="holds a run with other options.*seed 0 -> 1"):
+        with training.prepare_run(tiny_settings(tmp_path, seed=1)):
+            pytest.fail("the body must not run for another run's folder")
+    assert not (tmp_path / "run" / "train.lock").exists()
+
+
+def test_resume_restores_the_epoch_and_both_optimizers(tmp_path, capsys):
+    tiny_run(tmp_path, epochs=1, export=False)
+    capsys.readouterr()
+    gan, _ = built(tiny_settings(tmp_path))
+    checkpoint, epoch = training.resume(gan, tiny_settings(tmp_path))
+    assert epoch == 1 and int(checkpoint.epoch.numpy()) == 1
+    assert int(gan.g_optimizer.iterations) == STEPS and int(gan.d_optimizer.iterations) == STEPS
+    assert "resuming" in capsys.readouterr().err
+
+
+def test_resume_of_a_new_folder_starts_at_epoch_zero_and_says_nothing(tmp_path, capsys):
+    settings = tiny_settings(tmp_path)
+    gan, _ = built(settings)
+    checkpoint, epoch = training.resume(gan, settings)
+    assert epoch == 0 and checkpoint.manager.latest_checkpoint is None
+    assert int(gan.g_optimizer.iterations) == 0
+    assert "resuming" not in capsys.readouterr().err
+
+
+def test_grid_inputs_are_drawn_once_and_kept_in_the_run_folder(tmp_path):
+    settings = tiny_settings(tmp_path)
+    gan, _ = built(settings)
+    os.makedirs(settings.run_dir, exist_ok=True)
+    latents, condition = training.sample_grid_inputs(gan, settings)
+    assert latents.shape == (settings.recipe.sample_count, gan.latent_dim) and condition is None
+    np.testing.assert_array_equal(np.load(tmp_path / "run" / "sample_latents.npy"), latents)
+    again, _ = training.sample_grid_inputs(gan, settings)
+    np.testing.assert_array_equal(again, latents)
+
+
+@pytest.mark.parametrize("latent_dim", [None, 0])
+def test_a_model_without_latents_gets_none_for_its_grid_and_no_latent_file(tmp_path, latent_dim):
+    # CycleGAN's grid comes from `preview(latent, condition)`, which ignores both: a model with
+    # no `latent_dim` (or a zero one) and no `sample_condition` is passed None for each.
+    model = types.SimpleNamespace() if latent_dim is None else types.SimpleNamespace(latent_dim=0)
+    settings = tiny_settings(tmp_path)
+    os.makedirs(settings.run_dir)
+    assert training.sample_grid_inputs(model, settings) == (None, None)
+    assert os.listdir(settings.run_dir) == []
+
+
+def test_fit_run_and_finish_run_train_the_remaining_epochs_then_export(tmp_path):
+    settings = tiny_settings(tmp_path, epochs=1)
+    with training.prepare_run(settings) as source:
+        data = training.load_run_data(settings, source)
+        gan = training.build_model(settings, data)
+        checkpoint, epoch = training.resume(gan, settings)
+        outcome = training.fit_run(gan, checkpoint, settings, data.dataset, epoch)
+        assert outcome.epochs_done == 1 and outcome.steps == STEPS and outcome.divergence is None
+        summary = training.finish_run(gan, settings, outcome)
+    assert summary.epochs_done == 1 and summary.steps == STEPS
+    assert summary.export_path == str(tmp_path / "models" / "dcgan" / "1")
+    assert os.path.isfile(tmp_path / "run" / "summary.json")
+
+
+def test_the_embedded_data_loads_without_a_seed():
+    # benchmarks/speed.py loads a model's embedded data this way.
+    dataset = training._load_data(training.get_recipe("dcgan"), "embedded", None, None, {})
+    assert training.image_shape(training.get_recipe("dcgan"), dataset) == (28, 1)
+
+
+def test_build_model_seeds_the_weights(tmp_path):
+    first, data = built(tiny_settings(tmp_path))
+    second, _ = built(tiny_settings(tmp_path))
+    other = training.build_model(tiny_settings(tmp_path, seed=1), data)
+    weights = [np.concatenate([w.ravel() for w in gan.generator.get_weights()]) for gan in (first, second, other)]
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert not np.array_equal(weights[0], weights[2])
+
+
+def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):
+    settings = tiny_settings(tmp_path, data="auto")
+    with training.prepare_run(settings) as source:
+        data = training.load_run_data(settings, source)
+        training.record_run(settings, data)
+    options = json.load(open(tmp_path / "run" / "options.json"))
+    assert options["data"] == "auto" and options["data_source"] == data.source == "embedded"
+    assert options["seed"] == 0 and options["precision"] == "float32" and options["epochs"] == 2
+    model = json.load(open(tmp_path / "run" / "model.json"))
+    assert (model["model"], model["preset"], model["image_size"], model["channels"]) == ("dcgan", "tiny", 28, 1)
+    assert sorted(os.listdir(tmp_path / "run")) == ["model.json", "options.json"]  # no temp files
+
+
+def test_completed_run_only_for_a_checkpoint_trained_and_exported(tmp_path, capsys):
+    summary = tiny_run(tmp_path, epochs=1)
+    gan, _ = built(tiny_settings(tmp_path, epochs=1))
+    assert training.completed_run(gan, tiny_settings(tmp_path, epochs=2), 1) is None  # epochs left
+    assert training.completed_run(gan, tiny_settings(tmp_path, epochs=1), 0) is None  # not this checkpoint
+    done = training.completed_run(gan, tiny_settings(tmp_path, epochs=1), 1)
+    assert done.export_path == summary.export_path and done.steps == 0 and done.gan is gan
+    assert "already complete (1 of 1 epochs)" in capsys.readouterr().err
+    shutil.rmtree(summary.export_path)  # a deleted export is made again
+    assert training.completed_run(gan, tiny_settings(tmp_path, epochs=1), 1) is None
