@@ -22,6 +22,7 @@ weights the learner's step reproduced. Otherwise it says which network differs f
     True
 """
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 
@@ -528,6 +529,157 @@ register(StepExercise(
 ))
 
 
+# === Exercise 05: CycleGAN's step (Zhu et al., 2017: adversarial + cycle + identity) ===
+
+CYCLE_SIZE, CYCLE_BATCH = 16, 2
+CYCLE_NETWORKS = ("G", "F", "D_A", "D_B")
+
+
+def _cyclegan_setup(seed=0):
+    import keras
+
+    from kerasgan.models import cyclegan
+
+    keras.utils.set_random_seed(seed)
+
+    def generator(name):
+        return cyclegan.build_generator(CYCLE_SIZE, 1, width=4, residual_blocks=1, name=name)
+
+    def discriminator(name):
+        return cyclegan.build_discriminator(CYCLE_SIZE, 1, width=4, downsamplings=1, name=name)
+
+    rng = np.random.default_rng(seed)
+    shape = (CYCLE_BATCH, CYCLE_SIZE, CYCLE_SIZE, 1)
+    return {
+        "networks": {
+            "G": generator("generator_a2b"), "F": generator("generator_b2a"),
+            "D_A": discriminator("discriminator_a"), "D_B": discriminator("discriminator_b"),
+        },
+        "batch": (rng.uniform(-1, 1, shape).astype("float32"), rng.uniform(-1, 1, shape).astype("float32")),
+        "latents": [],  # a CycleGAN draws no latents; the image pools are off in the check
+    }
+
+
+def _four_sgd():
+    import keras
+
+    return {name: keras.optimizers.SGD(LEARNING_RATE)
+            for name in ("g_optimizer", "f_optimizer", "d_a_optimizer", "d_b_optimizer")}
+
+
+def _cyclegan_reference(setup):
+    from kerasgan.models.cyclegan import CycleGAN
+
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    gan = CycleGAN(*(networks[name] for name in CYCLE_NETWORKS), pool_size=0, decay_start=None)
+    gan.compile(**_four_sgd())
+    gan.train_step(_as_tensors(*setup["batch"]))
+    return weights_of(networks)
+
+
+def _cyclegan_learner(cls, setup):
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    model = cls(*(networks[name] for name in CYCLE_NETWORKS), cycle_weight=10.0, identity_weight=0.5)
+    model.compile(**_four_sgd())
+    logs = model.train_step(_as_tensors(*setup["batch"]))
+    return weights_of(networks), {"sample_latent": 0}, logs
+
+
+def _plain_cyclegan_step(
+    setup, *, cycle_weight=10.0, identity_weight=5.0, identity_pairs="target", d_factor=0.5,
+    cycle_power=1, fresh_fakes=False, discriminators_first=False,
+):
+    """CycleGAN's step with plain tapes and SGD, least squares, no image pool, with one thing
+    changed (each keyword names a mistake; the defaults are the right step)."""
+    import tensorflow as tf
+
+    G, F, D_A, D_B = (copy_network(setup["networks"][name]) for name in CYCLE_NETWORKS)  # noqa: N806
+    a, b = (tf.constant(images) for images in setup["batch"])
+
+    def mean(x):
+        return tf.reduce_mean(tf.cast(x, tf.float32))
+
+    def distance(x, y):
+        return mean(tf.abs(x - y) ** cycle_power)
+
+    def generators_update():
+        with tf.GradientTape() as tape:
+            fake_b, fake_a = G(a, training=True), F(b, training=True)
+            loss = mean(tf.square(D_B(fake_b, training=True) - 1.0))
+            loss += mean(tf.square(D_A(fake_a, training=True) - 1.0))
+            loss += cycle_weight * (distance(a, F(fake_b, training=True)) + distance(b, G(fake_a, training=True)))
+            same_b, same_a = (G(b, training=True), F(a, training=True)) if identity_pairs == "target" else (
+                G(a, training=True), F(b, training=True))
+            targets = (b, a) if identity_pairs == "target" else (a, b)
+            loss += identity_weight * (mean(tf.abs(targets[0] - same_b)) + mean(tf.abs(targets[1] - same_a)))
+        sgd_update(tape, loss, G.trainable_variables + F.trainable_variables)
+        return fake_a, fake_b
+
+    def discriminators_update(fake_a, fake_b):
+        if fresh_fakes or fake_a is None:
+            fake_a, fake_b = F(b, training=True), G(a, training=True)
+        for D, real, fake in ((D_A, a, fake_a), (D_B, b, fake_b)):  # noqa: N806
+            with tf.GradientTape() as tape:
+                loss = d_factor * (mean(tf.square(D(real, training=True) - 1.0))
+                                   + mean(tf.square(D(fake, training=True))))
+            sgd_update(tape, loss, D.trainable_variables)
+
+    if discriminators_first:
+        discriminators_update(None, None)
+        generators_update()
+    else:
+        discriminators_update(*generators_update())
+    return weights_of({"G": G, "F": F, "D_A": D_A, "D_B": D_B})
+
+
+def _cycle_mistake(hint, **change):
+    return Mistake(hint, lambda setup: _plain_cyclegan_step(setup, **change))
+
+
+CYCLEGAN_MISTAKES = (
+    _cycle_mistake(
+        "the cycle-consistency term is missing: add lambda * (||F(G(a)) - a||_1 + "
+        "||G(F(b)) - b||_1) to the generators' loss", cycle_weight=0.0,
+    ),
+    _cycle_mistake(
+        "the cycle term is squared: CycleGAN's cycle loss is the L1 distance (mean absolute "
+        "error), which keeps edges sharper than L2", cycle_power=2,
+    ),
+    _cycle_mistake(
+        "the identity term is weighted lambda: its weight is 0.5 * lambda "
+        "(identity_weight * cycle_weight)", identity_weight=10.0,
+    ),
+    _cycle_mistake(
+        "the identity term is missing: add 0.5 * lambda * (||G(b) - b||_1 + ||F(a) - a||_1)",
+        identity_weight=0.0,
+    ),
+    _cycle_mistake(
+        "the identity term fed each generator its own input domain: it is G(b) ~ b and "
+        "F(a) ~ a (an image already in the target domain passes unchanged)",
+        identity_pairs="source",
+    ),
+    _cycle_mistake(
+        "the discriminators' losses are not halved: each is 0.5 * ((D(real) - 1)^2 + "
+        "D(fake)^2), so D learns more slowly than G", d_factor=1.0,
+    ),
+    _cycle_mistake(
+        "the discriminators judged fakes made again after the generators' update: they judge "
+        "the fakes of this step's generator pass (G(a) and F(b) from before the update)",
+        fresh_fakes=True,
+    ),
+    _cycle_mistake(
+        "the discriminators were updated first: CycleGAN updates G and F first, then D_A and "
+        "D_B on the fakes of that pass", discriminators_first=True,
+    ),
+)
+
+register(StepExercise(
+    "05.cyclegan_train_step", "05_cyclegan.ipynb",
+    "CycleGAN's training step (adversarial, cycle and identity terms; four networks)",
+    _cyclegan_setup, _cyclegan_reference, _cyclegan_learner, CYCLEGAN_MISTAKES,
+))
+
+
 # === Checking ===
 
 
@@ -581,6 +733,26 @@ def check_step(exercise_id, cls, verbose=True):
         )
     exercise = STEP_EXERCISES[exercise_id]
     say = print if verbose else (lambda *_: None)
+    with float32_policy():
+        return _check_step(exercise, cls, say)
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Build and step in float32 whatever the notebook's precision policy: under bfloat16, two
+    right steps that merely batch their images differently would differ by rounding."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _check_step(exercise, cls, say):
+    exercise_id = exercise.id
     setup = exercise.setup()
     try:
         learner_weights, draws, logs = exercise.learner(cls, setup)

@@ -288,3 +288,78 @@ def test_every_step_exercise_names_an_existing_notebook_that_checks_it():
         assert exercise.id.split(".")[0] == exercise.notebook[:2]
         with open(path, encoding="utf-8") as notebook:
             assert f'course.check(\\"{exercise.id}\\"' in notebook.read(), exercise.id
+
+
+# === 05: CycleGAN ===
+
+
+class LearnerCycleGAN(keras.Model):
+    """The notebook 05 scaffold's reference answer; `mistake` switches on one error."""
+
+    mistake = None
+
+    def __init__(self, generator_a2b, generator_b2a, discriminator_a, discriminator_b,
+                 cycle_weight=10.0, identity_weight=0.5):
+        super().__init__()
+        self.generator_a2b, self.generator_b2a = generator_a2b, generator_b2a
+        self.discriminator_a, self.discriminator_b = discriminator_a, discriminator_b
+        self.cycle_weight, self.identity_weight = cycle_weight, identity_weight
+
+    def compile(self, g_optimizer, f_optimizer, d_a_optimizer, d_b_optimizer):
+        super().compile()
+        self.g_optimizer, self.f_optimizer = g_optimizer, f_optimizer
+        self.d_a_optimizer, self.d_b_optimizer = d_a_optimizer, d_b_optimizer
+
+    def train_step(self, data):
+        a, b = data
+        G, F, wrong = self.generator_a2b, self.generator_b2a, self.mistake  # noqa: N806
+        lam = self.cycle_weight
+
+        def l1(x, y):
+            return tf.reduce_mean(tf.abs(x - y))
+
+        with tf.GradientTape(persistent=True) as tape:
+            fake_b, fake_a = G(a, training=True), F(b, training=True)
+            g_loss = tf.reduce_mean(tf.square(self.discriminator_b(fake_b, training=True) - 1.0))
+            g_loss += tf.reduce_mean(tf.square(self.discriminator_a(fake_a, training=True) - 1.0))
+            if wrong != "no_cycle":
+                g_loss += lam * (l1(F(fake_b, training=True), a) + l1(G(fake_a, training=True), b))
+            weight = lam if wrong == "identity_lambda" else self.identity_weight * lam
+            g_loss += weight * (l1(G(b, training=True), b) + l1(F(a, training=True), a))
+        for network, optimizer in ((G, self.g_optimizer), (F, self.f_optimizer)):
+            grads = tape.gradient(g_loss, network.trainable_variables)
+            optimizer.apply_gradients(zip(grads, network.trainable_variables))
+        if wrong == "fresh_fakes":
+            fake_b, fake_a = G(a, training=True), F(b, training=True)
+        d_loss = 0.0
+        for D, real, fake, optimizer in ((self.discriminator_a, a, fake_a, self.d_a_optimizer),  # noqa: N806
+                                         (self.discriminator_b, b, fake_b, self.d_b_optimizer)):
+            with tf.GradientTape() as tape:
+                loss = 0.5 * (tf.reduce_mean(tf.square(D(real, training=True) - 1.0))
+                              + tf.reduce_mean(tf.square(D(fake, training=True))))
+            grads = tape.gradient(loss, D.trainable_variables)
+            optimizer.apply_gradients(zip(grads, D.trainable_variables))
+            d_loss += loss
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (None, "correct: 05.cyclegan_train_step"),
+    ("no_cycle", "the cycle-consistency term is missing"),
+    ("identity_lambda", "the identity term is weighted lambda"),
+    ("fresh_fakes", "fakes made again after the generators' update"),
+])
+def test_the_cyclegan_step_and_its_mistakes(mistake, hint, capsys):
+    cls = learner_with_base(LearnerCycleGAN, mistake) if mistake else LearnerCycleGAN
+    assert course.check("05.cyclegan_train_step", cls) is (mistake is None)
+    assert hint in capsys.readouterr().out
+
+
+def test_the_check_runs_in_float32_under_a_mixed_policy_and_restores_it(capsys):
+    """A notebook that trains under mixed_bfloat16 still gets an exact one-step comparison."""
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        assert course.check("05.cyclegan_train_step", LearnerCycleGAN) is True
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    finally:
+        keras.config.set_dtype_policy("float32")
