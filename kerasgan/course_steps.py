@@ -680,6 +680,148 @@ register(StepExercise(
 ))
 
 
+# === Exercise 07: BigGAN's step (hinge loss, orthogonal regularisation of G) ===
+
+# Larger than the paper's 1e-4, so that one SGD step shows the orthogonal term in the weights.
+BIGGAN_BETA = 0.05
+
+
+def biggan_orthogonal_kernels(generator):
+    """G's weight matrices that orthogonal regularisation acts on (as `BigGAN.orthogonal_kernels`):
+    every kernel but the shared class embedding's."""
+    return [
+        weight for weight in generator.trainable_weights
+        if len(weight.shape) >= 2 and "shared_embedding" not in weight.path
+    ]
+
+
+def _biggan_setup(seed=0):
+    import keras
+
+    from kerasgan.models import biggan
+
+    keras.utils.set_random_seed(seed)
+    latent_dim = 9  # one chunk for the dense layer and one per block
+    networks = {
+        "G": biggan.build_generator(num_classes=10, latent_dim=latent_dim, image_size=16,
+                                    channels=3, width=16, shared_dim=8, attention_resolution=16),
+        "D": biggan.build_discriminator(num_classes=10, image_size=16, channels=3, width=16,
+                                        attention_resolution=8),
+    }
+    rng = np.random.default_rng(seed)
+    return {
+        "networks": networks,
+        "latent_dim": latent_dim,
+        "batch": rng.uniform(-1, 1, (DCGAN_BATCH, 16, 16, 3)).astype("float32"),
+        "labels": np.array([3, 1, 4, 1], "int32")[:DCGAN_BATCH],
+        "latents": [rng.standard_normal((DCGAN_BATCH, latent_dim)).astype("float32") for _ in range(2)],
+    }
+
+
+def _biggan_reference(setup):
+    from kerasgan.models.biggan import BigGAN
+
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    gan = BigGAN(networks["G"], networks["D"], latent_dim=setup["latent_dim"],
+                 orthogonal_beta=BIGGAN_BETA)
+    gan.compile(*_sgd_pair())
+    gan.sample_latent = LatentReplay(setup["latents"])
+    gan.train_step(_as_tensors(setup["batch"], setup["labels"]))
+    return weights_of(networks)
+
+
+def _biggan_learner(cls, setup):
+    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
+    model = cls(networks["G"], networks["D"], setup["latent_dim"], orthogonal_beta=BIGGAN_BETA)
+    g_optimizer, d_optimizer = _sgd_pair()
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+    replay = LatentReplay(setup["latents"])
+    model.sample_latent = replay
+    logs = model.train_step(_as_tensors(setup["batch"], setup["labels"]))
+    return weights_of(networks), {"sample_latent": replay.calls}, logs
+
+
+def _plain_biggan_step(setup, *, d_loss="hinge", orthogonal="generator", g_sign=1.0,
+                       with_embedding=False):
+    """BigGAN's step with plain tapes and SGD, with one thing changed (each keyword names a
+    mistake; the defaults are the right step)."""
+    import tensorflow as tf
+
+    from kerasgan import losses
+
+    G, D = (copy_network(setup["networks"][name]) for name in ("G", "D"))  # noqa: N806
+    real, labels = (tf.constant(array) for array in (setup["batch"], setup["labels"]))
+    latents = [tf.constant(z) for z in setup["latents"]]
+
+    def mean(x):
+        return tf.reduce_mean(tf.cast(x, tf.float32))
+
+    def kernels(network):
+        return [w for w in network.trainable_weights if len(w.shape) >= 2
+                and (with_embedding or "shared_embedding" not in w.path)]
+
+    def orthogonal_term(network):
+        return tf.add_n([losses.orthogonal_regularization(w, BIGGAN_BETA) for w in kernels(network)])
+
+    fake = G([latents[0], labels], training=True)
+    with tf.GradientTape() as tape:
+        real_logits = D([real, labels], training=True)
+        fake_logits = D([fake, labels], training=True)
+        if d_loss == "hinge":
+            loss = mean(tf.nn.relu(1.0 - real_logits)) + mean(tf.nn.relu(1.0 + fake_logits))
+        elif d_loss == "wasserstein":  # the hinge without its margin
+            loss = mean(fake_logits) - mean(real_logits)
+        else:
+            loss = -mean(tf.math.log_sigmoid(real_logits)) - mean(tf.math.log_sigmoid(-fake_logits))
+        if orthogonal == "discriminator":
+            loss += orthogonal_term(D)
+    sgd_update(tape, loss, D.trainable_variables)
+    with tf.GradientTape() as tape:
+        fake = G([latents[1], labels], training=True)
+        loss = -g_sign * mean(D([fake, labels], training=True))
+        if orthogonal in ("generator", "both"):
+            loss += orthogonal_term(G)
+    sgd_update(tape, loss, G.trainable_variables)
+    return weights_of({"G": G, "D": D})
+
+
+def _biggan_mistake(hint, **change):
+    return Mistake(hint, lambda setup: _plain_biggan_step(setup, **change))
+
+
+BIGGAN_MISTAKES = (
+    _biggan_mistake(
+        "D's loss is not the hinge: max(0, 1 - D(x, y)) + max(0, 1 + D(G(z, y), y)), "
+        "averaged over the batch (the margin is what makes it a hinge)", d_loss="wasserstein",
+    ),
+    _biggan_mistake(
+        "D's loss is the non-saturating log loss: BigGAN uses the hinge, "
+        "max(0, 1 - D(x, y)) + max(0, 1 + D(G(z, y), y))", d_loss="non_saturating",
+    ),
+    _biggan_mistake(
+        "the orthogonal regularisation is missing from G's loss: add "
+        "sum over self.orthogonal_kernels of beta * ||W^T W * (1 - I)||_F^2", orthogonal=None,
+    ),
+    _biggan_mistake(
+        "the orthogonal regularisation was applied to D: BigGAN regularises G's kernels only "
+        "(self.orthogonal_kernels)", orthogonal="discriminator",
+    ),
+    _biggan_mistake(
+        "the orthogonal regularisation included the shared class embedding: BigGAN exempts it "
+        "(use self.orthogonal_kernels)", with_embedding=True,
+    ),
+    _biggan_mistake(
+        "G's hinge loss has the wrong sign: G minimises -D(G(z, y), y)", g_sign=-1.0,
+    ),
+)
+
+register(StepExercise(
+    "07.biggan_train_step", "07_biggan.ipynb",
+    "BigGAN's training step (hinge loss and orthogonal regularisation)",
+    _biggan_setup, _biggan_reference, _biggan_learner, BIGGAN_MISTAKES,
+))
+
+
 # === Checking ===
 
 

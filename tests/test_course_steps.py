@@ -363,3 +363,66 @@ def test_the_check_runs_in_float32_under_a_mixed_policy_and_restores_it(capsys):
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+# === 07: BigGAN ===
+
+
+class LearnerBigGAN(keras.Model):
+    """The notebook 07 scaffold's reference answer; `mistake` switches on one error."""
+
+    mistake = None
+
+    def __init__(self, generator, discriminator, latent_dim, orthogonal_beta=1e-4):
+        super().__init__()
+        self.generator, self.discriminator, self.latent_dim = generator, discriminator, latent_dim
+        self.orthogonal_beta = orthogonal_beta
+        self.seed_generator = keras.random.SeedGenerator(0)
+
+    def compile(self, g_optimizer, d_optimizer):
+        super().compile()
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+
+    def sample_latent(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    def train_step(self, data):
+        from kerasgan import losses
+
+        real, labels = data
+        wrong = self.mistake
+        batch_size = tf.shape(real)[0]
+        fake = self.generator([self.sample_latent(batch_size), labels], training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator([real, labels], training=True)
+            fake_logits = self.discriminator([fake, labels], training=True)
+            if wrong == "no_margin":
+                d_loss = tf.reduce_mean(fake_logits) - tf.reduce_mean(real_logits)
+            else:
+                d_loss = tf.reduce_mean(tf.nn.relu(1.0 - real_logits))
+                d_loss += tf.reduce_mean(tf.nn.relu(1.0 + fake_logits))
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        with tf.GradientTape() as tape:
+            fake = self.generator([self.sample_latent(batch_size), labels], training=True)
+            g_loss = -tf.reduce_mean(self.discriminator([fake, labels], training=True))
+            kernels = [w for w in self.generator.trainable_weights if len(w.shape) >= 2
+                       and (wrong == "embedding" or "shared_embedding" not in w.path)]
+            if wrong != "no_orthogonal":
+                g_loss += tf.add_n([losses.orthogonal_regularization(w, self.orthogonal_beta)
+                                    for w in kernels])
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (None, "correct: 07.biggan_train_step"),
+    ("no_margin", "D's loss is not the hinge"),
+    ("no_orthogonal", "the orthogonal regularisation is missing"),
+    ("embedding", "included the shared class embedding"),
+])
+def test_the_biggan_step_and_its_mistakes(mistake, hint, capsys):
+    cls = learner_with_base(LearnerBigGAN, mistake) if mistake else LearnerBigGAN
+    assert course.check("07.biggan_train_step", cls) is (mistake is None)
+    assert hint in capsys.readouterr().out
