@@ -50,7 +50,7 @@ class SampleGrid(keras.callbacks.Callback):
 
     def __init__(self, latent, directory, gif_path=None, condition=None, scale=2, log_dir=None):
         super().__init__()
-        self.latent = np.asarray(latent, "float32")
+        self.latent = None if latent is None else np.asarray(latent, "float32")
         self.condition = condition
         self.directory = directory
         self.gif_path = gif_path
@@ -538,9 +538,11 @@ class LivePlot(keras.callbacks.Callback):
         import matplotlib.pyplot as plt
 
         cols = getattr(model, "preview_columns", None)
-        if self.latent is None:
+        # A model without a latent (CycleGAN) previews its own fixed pairs instead.
+        samples = getattr(model, "latent_dim", None)
+        if self.latent is None and samples:
             self.latent = model.latent_batch((cols or 4) ** 2, model.latent_dim, seed=0)
-        if self.condition is None:
+        if self.condition is None and samples:
             self.condition = model.sample_condition(len(self.latent))
         figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
         plotting.show_images(model.preview(self.latent, self.condition), cols=cols, ax=left,

@@ -131,6 +131,28 @@ def test_live_plot_lays_out_a_row_per_class_like_the_sample_grid(monkeypatch):
     np.testing.assert_array_equal(np.asarray(shown[0]), expected[..., 0])
 
 
+def test_live_plot_shows_a_cyclegan_its_translation_strips(monkeypatch):
+    """A model without a latent (CycleGAN) previews its own fixed pairs: no latents, no labels."""
+    import IPython.display
+
+    from kerasgan import plotting
+    from kerasgan.models.cyclegan import CycleGAN
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display",
+                        lambda figure: shown.append(figure.axes[0].images[0].get_array()))
+    gan = CycleGAN.from_preset("tiny", image_size=16, channels=1)
+    rng = np.random.default_rng(0)
+    pairs = rng.uniform(-1, 1, (2, gan.preview_count, 16, 16, 1)).astype("float32")
+    gan.set_preview_images(*pairs)
+    live = callbacks.LivePlot()
+    live.set_model(gan)
+    live.on_epoch_end(0, {"g_loss": 1.0})
+    expected = plotting.image_grid(gan.preview(), cols=gan.preview_columns)
+    np.testing.assert_array_equal(np.asarray(shown[0]), expected[..., 0])
+    assert live.latent is None
+
+
 def test_throughput_uses_the_median_step_time():
     meter = callbacks.Throughput(batch_size=10, skip=0)
     meter.step_times = [0.1, 0.1, 5.0]  # one stall does not change the figure

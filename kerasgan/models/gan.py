@@ -434,7 +434,7 @@ class GAN(keras.Model):
 
     def preview(self, latent, condition=None):
         """The images of a training-progress grid (see `callbacks.SampleGrid`): G's samples for
-        fixed latents. Models whose progress is not a set of samples (CycleGAN) override it."""
+        fixed latents. (CycleGAN, whose progress is a set of translations, has its own `preview`.)"""
         return self.generate_from_latent(latent, condition=condition)
 
     # === Serialization ===

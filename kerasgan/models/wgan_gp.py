@@ -81,7 +81,7 @@ rate.
 
 Departures from the paper, and why: widths are DCGAN's narrow CPU-friendly ones, and training
 is thousands of generator updates, not the paper's 200,000, so that digits appear on a 2-core
-CPU within the course's budget (see `RECIPE`). In that short regime a learning rate of `2e-4`
+CPU within the course's budget (see `kerasgan.recipes`). In that short regime a learning rate of `2e-4`
 (for both networks) reached better samples than the paper's `1e-4` after the same number of
 generator updates, with the gradient norm as close to 1 (the comparison is in
 `benchmarks/README.md`). Pass `g_optimizer`/`d_optimizer` to `compile` for the paper's
