@@ -636,3 +636,18 @@ def test_cli_train_passes_data_options_only_when_given(tmp_path, kerasgan):
     assert result.returncode == 2 and "both image folders" in result.stderr
     result = kerasgan("train", "cyclegan", "--pair", "horse2zebra", *run)
     assert result.returncode == 2 and "no network" in result.stderr
+
+
+def test_the_reference_codes_initialiser_is_one_option_away():
+    """The reference code's N(0, 0.02) kernels by default, Keras's Glorot uniform on request."""
+    paper = CycleGAN.from_preset("tiny", image_size=16)
+    glorot = CycleGAN.from_preset("tiny", image_size=16, kernel_initializer="glorot_uniform")
+    for gan, normal in ((paper, True), (glorot, False)):
+        kernels = [w.numpy() for w in gan.generator_a2b.trainable_weights if len(w.shape) == 4]
+        values = np.concatenate([kernel.ravel() for kernel in kernels])
+        # Per kernel, a uniform draw never exceeds sqrt(3) of its standard deviation.
+        tails = max(float(np.mean(np.abs(k) > 1.8 * np.std(k))) for k in kernels if k.size > 100)
+        if normal:
+            assert abs(float(np.std(values)) - 0.02) < 0.003 and tails > 0.03
+        else:
+            assert tails == 0.0
