@@ -22,13 +22,13 @@ weights the learner's step reproduced. Otherwise it says which network differs f
     True
 """
 
-import contextlib
 import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from kerasgan.errors import ConfigError
+from kerasgan.utils import float32_policy
 
 # SGD's learning rate in the one-step check: large enough that every weight moves well past the
 # tolerance, small enough that the step stays in the networks' linear regime.
@@ -185,27 +185,47 @@ def _sgd_pair():
     return keras.optimizers.SGD(LEARNING_RATE), keras.optimizers.SGD(LEARNING_RATE)
 
 
-def _dcgan_reference(setup):
-    from kerasgan.models.dcgan import DCGAN
-
-    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
-    gan = DCGAN(networks["G"], networks["D"], latent_dim=setup["latent_dim"])
-    g_optimizer, d_optimizer = _sgd_pair()
-    gan.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
-    gan.sample_latent = LatentReplay(setup["latents"])
-    gan.train_step(_as_tensors(setup["batch"]))
-    return weights_of(networks)
+def _batch_of(setup):
+    """The setup's batch as `fit` hands it over: images, or `(images, labels)`."""
+    if "labels" in setup:
+        return _as_tensors(setup["batch"], setup["labels"])
+    return _as_tensors(setup["batch"])
 
 
-def _dcgan_learner(cls, setup):
-    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
-    model = cls(networks["G"], networks["D"], setup["latent_dim"])
-    g_optimizer, d_optimizer = _sgd_pair()
-    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
-    replay = LatentReplay(setup["latents"])
-    model.sample_latent = replay
-    logs = model.train_step(_as_tensors(setup["batch"]))
-    return weights_of(networks), {"sample_latent": replay.calls}, logs
+def _two_network_reference(model_path, **options):
+    """`fn(setup)`: the package's model (`"module:Class"`) built on copies of G and D, one step."""
+
+    def reference(setup):
+        import importlib
+
+        module, _, name = model_path.partition(":")
+        networks = {key: copy_network(net) for key, net in setup["networks"].items()}
+        gan = getattr(importlib.import_module(module), name)(
+            networks["G"], networks["D"], latent_dim=setup["latent_dim"], **options
+        )
+        gan.compile(*_sgd_pair())
+        gan.sample_latent = LatentReplay(setup["latents"])
+        gan.train_step(_batch_of(setup))
+        return weights_of(networks)
+
+    return reference
+
+
+def _two_network_learner(**options):
+    """`fn(cls, setup)`: the learner's class built on copies of G and D (the scaffold's
+    `cls(generator, discriminator, latent_dim, **options)`), one step with replayed latents."""
+
+    def learner(cls, setup):
+        networks = {key: copy_network(net) for key, net in setup["networks"].items()}
+        model = cls(networks["G"], networks["D"], setup["latent_dim"], **options)
+        g_optimizer, d_optimizer = _sgd_pair()
+        model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+        replay = LatentReplay(setup["latents"])
+        model.sample_latent = replay
+        logs = model.train_step(_batch_of(setup))
+        return weights_of(networks), {"sample_latent": replay.calls}, logs
+
+    return learner
 
 
 def _plain_gan_step(
@@ -301,7 +321,8 @@ DCGAN_MISTAKES = (
 
 register(StepExercise(
     "02.dcgan_train_step", "02_dcgan.ipynb", "DCGAN's training step (two tapes, two optimizers)",
-    _dcgan_setup, _dcgan_reference, _dcgan_learner, DCGAN_MISTAKES,
+    _dcgan_setup, _two_network_reference("kerasgan.models.dcgan:DCGAN"), _two_network_learner(),
+    DCGAN_MISTAKES,
 ))
 
 
@@ -329,28 +350,6 @@ def _cgan_setup(seed=0):
     }
 
 
-def _cgan_reference(setup):
-    from kerasgan.models.conditional_gan import ConditionalGAN
-
-    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
-    gan = ConditionalGAN(networks["G"], networks["D"], latent_dim=setup["latent_dim"])
-    gan.compile(*_sgd_pair())
-    gan.sample_latent = LatentReplay(setup["latents"])
-    gan.train_step(_as_tensors(setup["batch"], setup["labels"]))
-    return weights_of(networks)
-
-
-def _cgan_learner(cls, setup):
-    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
-    model = cls(networks["G"], networks["D"], setup["latent_dim"])
-    g_optimizer, d_optimizer = _sgd_pair()
-    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
-    replay = LatentReplay(setup["latents"])
-    model.sample_latent = replay
-    logs = model.train_step(_as_tensors(setup["batch"], setup["labels"]))
-    return weights_of(networks), {"sample_latent": replay.calls}, logs
-
-
 CGAN_MISTAKES = DCGAN_MISTAKES + (
     Mistake(
         "G's update used other labels than the batch's: both updates use the real pairs' "
@@ -362,7 +361,8 @@ CGAN_MISTAKES = DCGAN_MISTAKES + (
 register(StepExercise(
     "03.cgan_train_step", "03_conditional_gan.ipynb",
     "the conditional GAN's training step (labels into G and D)",
-    _cgan_setup, _cgan_reference, _cgan_learner, CGAN_MISTAKES,
+    _cgan_setup, _two_network_reference("kerasgan.models.conditional_gan:ConditionalGAN"),
+    _two_network_learner(), CGAN_MISTAKES,
 ))
 
 
@@ -718,29 +718,6 @@ def _biggan_setup(seed=0):
     }
 
 
-def _biggan_reference(setup):
-    from kerasgan.models.biggan import BigGAN
-
-    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
-    gan = BigGAN(networks["G"], networks["D"], latent_dim=setup["latent_dim"],
-                 orthogonal_beta=BIGGAN_BETA)
-    gan.compile(*_sgd_pair())
-    gan.sample_latent = LatentReplay(setup["latents"])
-    gan.train_step(_as_tensors(setup["batch"], setup["labels"]))
-    return weights_of(networks)
-
-
-def _biggan_learner(cls, setup):
-    networks = {name: copy_network(net) for name, net in setup["networks"].items()}
-    model = cls(networks["G"], networks["D"], setup["latent_dim"], orthogonal_beta=BIGGAN_BETA)
-    g_optimizer, d_optimizer = _sgd_pair()
-    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
-    replay = LatentReplay(setup["latents"])
-    model.sample_latent = replay
-    logs = model.train_step(_as_tensors(setup["batch"], setup["labels"]))
-    return weights_of(networks), {"sample_latent": replay.calls}, logs
-
-
 def _plain_biggan_step(setup, *, d_loss="hinge", orthogonal="generator", g_sign=1.0,
                        with_embedding=False):
     """BigGAN's step with plain tapes and SGD, with one thing changed (each keyword names a
@@ -818,7 +795,9 @@ BIGGAN_MISTAKES = (
 register(StepExercise(
     "07.biggan_train_step", "07_biggan.ipynb",
     "BigGAN's training step (hinge loss and orthogonal regularisation)",
-    _biggan_setup, _biggan_reference, _biggan_learner, BIGGAN_MISTAKES,
+    _biggan_setup,
+    _two_network_reference("kerasgan.models.biggan:BigGAN", orthogonal_beta=BIGGAN_BETA),
+    _two_network_learner(orthogonal_beta=BIGGAN_BETA), BIGGAN_MISTAKES,
 ))
 
 
@@ -877,20 +856,6 @@ def check_step(exercise_id, cls, verbose=True):
     say = print if verbose else (lambda *_: None)
     with float32_policy():
         return _check_step(exercise, cls, say)
-
-
-@contextlib.contextmanager
-def float32_policy():
-    """Build and step in float32 whatever the notebook's precision policy: under bfloat16, two
-    right steps that merely batch their images differently would differ by rounding."""
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def _check_step(exercise, cls, say):

@@ -44,7 +44,6 @@ Example:
     {'n': 2000, 'extractor': 'mnist_judge', 'fid': 12.3, 'kid': 0.011, ...}
 """
 
-import contextlib
 import inspect
 import os
 from collections import namedtuple
@@ -55,7 +54,7 @@ import tensorflow as tf
 
 from kerasgan.datasets import data_dir
 from kerasgan.errors import ConfigError, DataError
-from kerasgan.utils import is_offline
+from kerasgan.utils import float32_policy, is_offline
 
 JUDGE_WEIGHTS_FILE = os.path.join("judges", "mnist_judge.weights.h5")
 
@@ -267,18 +266,6 @@ def _dataset_batches(dataset, n, batch_size, role):
 # === Feature extractors ===
 
 
-@contextlib.contextmanager
-def _float32_policy():
-    """Build extractors in float32 even while a mixed-precision policy trains the GAN:
-    covariances of bfloat16 features would be too coarse for a stable FID."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
 class FeatureExtractor:
     """Maps images to feature vectors (and class probabilities) with a frozen Keras model.
 
@@ -421,7 +408,7 @@ class InceptionFeatures(FeatureExtractor):
             weights = inception_weights()
         elif weights is not None and not os.path.exists(weights):
             raise DataError(f"InceptionV3 weights file not found: {weights}")
-        with _float32_policy():
+        with float32_policy():
             network = keras.applications.InceptionV3(
                 include_top=True, weights=weights, input_shape=(299, 299, 3)
             )
@@ -445,7 +432,7 @@ def build_mnist_judge():
         A Keras model with outputs `{"features": [batch, 128], "probabilities": [batch, 10]}`.
     """
     layers = keras.layers
-    with _float32_policy():
+    with float32_policy():
         images = keras.Input((28, 28, 1), name="images")
         x = images
         for block, filters in enumerate((32, 64, 64), start=1):

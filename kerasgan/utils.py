@@ -288,3 +288,22 @@ def import_tensorflow_quietly():
         os.dup2(saved, 2)
         os.close(saved)
     return tensorflow
+
+
+@contextlib.contextmanager
+def float32_policy():
+    """Run the body under Keras's float32 policy, then restore the global policy.
+
+    For computations that must be exact whatever precision a GAN trains in: feature extractors
+    (covariances of bfloat16 features are too coarse for a stable FID) and the course's one-step
+    checks (under bfloat16, two right steps that batch their images differently differ by
+    rounding).
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -98,7 +98,9 @@ def test_every_mistake_replay_differs_from_the_right_step():
     """Otherwise a right step could be told it made that mistake (and the check is vacuous)."""
     setup = course_steps.STEP_EXERCISES["02.dcgan_train_step"].setup()
     right = course_steps._plain_gan_step(setup)
-    assert course_steps.first_difference(course_steps._dcgan_reference(setup), right) is None
+    assert course_steps.first_difference(
+        course_steps.STEP_EXERCISES["02.dcgan_train_step"].reference(setup), right
+    ) is None
     for mistake in course_steps.DCGAN_MISTAKES:
         assert course_steps.first_difference(right, mistake.step(setup)) is not None, mistake.hint
 
