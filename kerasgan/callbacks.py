@@ -273,7 +273,7 @@ class GANCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, gan, directory, max_to_keep=2):
         super().__init__()
-        gan.ensure_optimizers_built()
+        gan.build_optimizers()
         self.directory = directory
         self.unfinished_steps = 0
         self.refused = None

@@ -122,6 +122,43 @@ def to_float_images(images):
     return np.clip(images.astype("float32"), -1.0, 1.0)
 
 
+# The frame, in pixels, whose median colour is taken for an image's background.
+INK_BORDER = 2
+
+
+def ink_images(images):
+    """Coloured digits as grayscale strokes: how far each pixel's colour is from the background.
+
+    The offline judge learned grayscale MNIST, so it cannot read coloured digits by their luma
+    (a random background moves the luma of every pixel). A coloured digit is a background
+    colour blended into a stroke colour by the digit's ink, `pixel = bg + ink * (stroke - bg)`,
+    so `||pixel - bg|| / ||stroke - bg||` recovers the ink exactly. This takes the background
+    as the median colour of the image's outer frame and `||stroke - bg||` as the largest
+    distance in the image, so real coloured digits become their MNIST digits again and a
+    generator's samples are judged by the shapes they draw, not by their colours.
+
+    Args:
+        images: `[N, H, W, 3]` images (uint8 or float in `[-1, 1]`, see `to_float_images`).
+
+    Returns:
+        float32 `[N, H, W, 1]` in `[-1, 1]`: -1 background, 1 the strongest ink; an image of
+        one colour is all background.
+
+    Raises:
+        DataError: images that are not RGB.
+    """
+    images = to_float_images(images)
+    if images.shape[-1] != 3:
+        raise DataError(f"ink_images takes RGB images, got {images.shape[-1]} channel(s)")
+    border = np.ones(images.shape[1:3], bool)
+    border[INK_BORDER:-INK_BORDER, INK_BORDER:-INK_BORDER] = False
+    background = np.median(images[:, border, :], axis=1)  # [N, 3]
+    distance = np.linalg.norm(images - background[:, None, None, :], axis=-1)
+    largest = distance.max(axis=(1, 2), keepdims=True)
+    ink = np.where(largest > 1e-3, distance / np.maximum(largest, 1e-3), 0.0)
+    return (2.0 * ink - 1.0)[..., None].astype("float32")
+
+
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 

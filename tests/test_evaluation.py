@@ -1,6 +1,7 @@
 """Evaluation metrics: properties each metric must have, on the embedded digits and on
 constructed point clouds, plus the streaming sources and the errors users see."""
 
+import os
 import time
 
 import numpy as np
@@ -337,3 +338,31 @@ def test_precision_recall_say_they_are_computed_in_the_extractors_feature_space(
         if cell["cell_type"] == "markdown"
     )
     assert "VGG-16's fc2" in prose and "extractor's feature space" in prose
+
+
+# === Ink: coloured digits as strokes the judge can read ===
+
+
+def test_ink_recovers_the_mnist_digit_under_any_colours():
+    colored, _ = datasets.colored_mnist_arrays()
+    mnist = np.load(os.path.join(datasets.data_dir(), "mnist_sample.npz"))["images"][:64]
+    ink = evaluation.ink_images(colored[:64])
+    assert ink.shape == (64, 28, 28, 1) and ink.dtype == np.float32
+    np.testing.assert_allclose(ink[..., 0], mnist / 127.5 - 1.0, atol=0.03)
+
+
+def test_ink_ignores_the_colour_pair_and_treats_a_flat_image_as_background():
+    ink = np.zeros((1, 8, 8), "float32")
+    ink[0, 3:5, 2:6] = 1.0
+    red_on_blue = np.array([0.0, 0.0, 1.0]) + ink[..., None] * (np.array([1.0, 0.0, 0.0]) - [0.0, 0.0, 1.0])
+    green_on_grey = np.array([0.5, 0.5, 0.5]) + ink[..., None] * (np.array([0.0, 1.0, 0.0]) - 0.5)
+    both = np.concatenate([red_on_blue, green_on_grey, np.full((1, 8, 8, 3), 0.3)]) * 2 - 1
+    got = evaluation.ink_images(both.astype("float32"))
+    np.testing.assert_allclose(got[0], got[1], atol=1e-6)
+    np.testing.assert_allclose(got[0, ..., 0], 2 * ink[0] - 1, atol=1e-6)
+    assert np.all(got[2] == -1.0)
+
+
+def test_ink_refuses_grayscale_images():
+    with pytest.raises(DataError, match="RGB"):
+        evaluation.ink_images(np.zeros((2, 8, 8, 1), "uint8"))

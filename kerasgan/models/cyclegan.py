@@ -653,7 +653,7 @@ class CycleGAN(keras.Model):
         self.adversarial_loss = losses.get_adversarial_loss(loss)
         # Slots created lazily during the first trace would make TensorFlow trace the step a
         # second time, and a model saved before training would store optimizers without them.
-        self.ensure_optimizers_built()
+        self.build_optimizers()
 
     def default_optimizer(self):
         """The paper's Adam (`learning_rate`, beta_1 0.5) on a `LinearDecaySchedule` of its own,
@@ -674,8 +674,6 @@ class CycleGAN(keras.Model):
             (optimizer, network.trainable_variables)
             for optimizer, network in self.optimizers_and_networks()
         ])
-
-    ensure_optimizers_built = build_optimizers
 
     @property
     def metrics(self):
@@ -722,7 +720,7 @@ class CycleGAN(keras.Model):
         pipeline that `kerasgan.datasets` already shuffles (Keras would warn that it ignores
         `shuffle=True` on every call).
         """
-        self.ensure_optimizers_built()
+        self.build_optimizers()
         steps = kwargs.get("steps_per_epoch")
         if steps is None and isinstance(x, tf.data.Dataset) and int(x.cardinality()) > 0:
             steps = int(x.cardinality())

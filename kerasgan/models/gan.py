@@ -250,7 +250,7 @@ class GAN(keras.Model):
         self.adversarial_loss = losses.get_adversarial_loss(self.default_loss if loss is None else loss)
         # Slots created lazily during the first trace would make TensorFlow trace the step a
         # second time, and a model saved before training would store optimizers without them.
-        self.ensure_optimizers_built()
+        self.build_optimizers()
 
     def build_optimizers(self):
         """Create both optimizers' slots now, in the distribution scope (see the module
@@ -260,17 +260,15 @@ class GAN(keras.Model):
             (self.g_optimizer, self.generator.trainable_variables),
         ])
 
-    ensure_optimizers_built = build_optimizers
-
     @property
     def metrics(self):
         return list(self.trackers.values())
 
     def fit(self, *args, shuffle=False, **kwargs):
-        """`keras.Model.fit`, after `ensure_optimizers_built`, with `shuffle=False` by default: a
+        """`keras.Model.fit`, after `build_optimizers`, with `shuffle=False` by default: a
         GAN's data arrives as a `tf.data` pipeline that `kerasgan.datasets.training_pipeline`
         already shuffles (Keras would warn that it ignores `shuffle=True` on every call)."""
-        self.ensure_optimizers_built()
+        self.build_optimizers()
         return super().fit(*args, shuffle=shuffle, **kwargs)
 
     # === The training step: each model writes out its own ===
