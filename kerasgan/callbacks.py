@@ -330,7 +330,9 @@ class GANCheckpoint(keras.callbacks.Callback):
         self._epoch_number = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps_done = batch + 1
+        # With steps_per_execution, `batch` is a call's last step, named as if the call were full.
+        epoch_steps = (self.params or {}).get("steps")
+        self._steps_done = min(batch + 1, epoch_steps) if epoch_steps else batch + 1
         # Set by a callback listed before this one: the epoch stops after this step.
         self._stopped_by_then = bool(self.model.stop_training)
         # Per step: the epoch's logs may be running means that a model's own logs bypassed.
@@ -481,13 +483,17 @@ class GANTerminateOnNaN(keras.callbacks.Callback):
 class Throughput(keras.callbacks.Callback):
     """Measure training speed from the median step time.
 
+    With `steps_per_execution` > 1, Keras calls the batch hooks once per call of the train
+    function, with the indices of its first and last step: each call's time is shared by the
+    steps it ran.
+
     Args:
         batch_size: images per step.
-        skip: first steps to ignore (tracing and warm-up).
+        skip: first calls to ignore (tracing and warm-up).
 
     Attributes:
         steps: steps run in this `fit`.
-        images_per_second: `batch_size / median step time`, or None before `skip` steps.
+        images_per_second: `batch_size / median step time`, or None before `skip` calls.
     """
 
     def __init__(self, batch_size, skip=3):
@@ -496,15 +502,23 @@ class Throughput(keras.callbacks.Callback):
         self.skip = skip
         self.step_times = []
         self.steps = 0
+        self._calls = 0
         self._started = None
+        self._first_step = 0
 
     def on_train_batch_begin(self, batch, logs=None):
         self._started = time.perf_counter()
+        self._first_step = batch
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if self.steps > self.skip:
-            self.step_times.append(time.perf_counter() - self._started)
+        # Keras names the last step of a call as if it were full; the epoch may end earlier.
+        epoch_steps = (self.params or {}).get("steps")
+        last = min(batch, epoch_steps - 1) if epoch_steps else batch
+        steps = max(1, last - self._first_step + 1)
+        self.steps += steps
+        self._calls += 1
+        if self._calls > self.skip:
+            self.step_times.append((time.perf_counter() - self._started) / steps)
 
     @property
     def images_per_second(self):

@@ -73,6 +73,11 @@ def positive_int(text):
     return value
 
 
+def steps_per_execution_option(text):
+    """`--steps-per-execution`: `auto` or a whole number of at least 1."""
+    return "auto" if text == "auto" else positive_int(text)
+
+
 # === output paths: checked before any work, written without replacing unless --force ===
 
 
@@ -221,6 +226,14 @@ def add_train(subparsers):
         "Keras's on GPUs (default: auto)",
     )
     parser.add_argument(
+        "--steps-per-execution",
+        default="auto",
+        type=steps_per_execution_option,
+        metavar="N",
+        help="training steps per call of the compiled train function; auto: the model's "
+        "measured choice on CPUs, 1 on GPUs (default: auto)",
+    )
+    parser.add_argument(
         "--image-size", "--resolution", type=positive_int, dest="image_size",
         help="image height and width (default: the dataset's)",
     )
@@ -250,6 +263,7 @@ def train_options(args):
         "precision_policy": args.precision,
         "strategy": args.strategy,
         "jit_compile": args.jit,
+        "steps_per_execution": args.steps_per_execution,
         "image_size": args.image_size,
         "channels": args.channels,
         "export": not args.no_export,

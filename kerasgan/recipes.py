@@ -76,6 +76,8 @@ class Recipe:
             `kerasgan.export.export_model`.
         jit_compile_cpu: whether `--jit auto` compiles the training step with XLA on a machine
             without a GPU.
+        steps_per_execution_cpu: training steps per call of the compiled train function that
+            `--steps-per-execution auto` uses on a machine without a GPU.
     """
 
     name: str
@@ -93,6 +95,10 @@ class Recipe:
     # XLA was never clearly faster than float32 graph mode on a CPU (`benchmarks/speed.py`;
     # figures in benchmarks/README.md), the fastest setting of every model there: off for all.
     jit_compile_cpu: bool = False
+    # On a CPU much of a small model's step is Python and op-dispatch overhead around the
+    # kernels; running several steps per call of the compiled function spreads it (figures in
+    # benchmarks/README.md).
+    steps_per_execution_cpu: int = 1
 
     def __post_init__(self):
         if self.build is None:

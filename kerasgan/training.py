@@ -367,6 +367,7 @@ def train(
     precision_policy="auto",
     strategy="default",
     jit_compile="auto",
+    steps_per_execution="auto",
     image_size=None,
     channels=None,
     data_options=None,
@@ -401,6 +402,10 @@ def train(
             only the chief writes `output` and exports; worker k writes `output/workers/workerk`.
         jit_compile: `"auto"` (the recipe's measured choice on CPUs; Keras's on GPUs), `"on"`
             or `"off"` (or a bool): whether to compile the training step with XLA.
+        steps_per_execution: training steps per call of the compiled train function
+            (`Model.compile`'s option): `"auto"` (the recipe's measured choice on CPUs, 1 on
+            GPUs) or a positive integer. The steps are the same; callbacks that act per batch
+            (the time budget, the NaN guard) then act once per call.
         image_size: image height/width (default: the dataset's; 64 for folders).
         channels: image channels (default: the dataset's; 3 for folders).
         data_options: model-specific data choices passed to the recipe's `load_data` (e.g.
@@ -429,8 +434,9 @@ def train(
         model, data=data, epochs=epochs, batch_size=batch_size, output=output,
         export_dir=export_dir, export_name=export_name, time_budget=time_budget, seed=seed,
         preset=preset, precision_policy=precision_policy, strategy=strategy,
-        jit_compile=jit_compile, image_size=image_size, channels=channels,
-        data_options=data_options, export=export, verbose=verbose, deterministic=deterministic,
+        jit_compile=jit_compile, steps_per_execution=steps_per_execution, image_size=image_size,
+        channels=channels, data_options=data_options, export=export, verbose=verbose,
+        deterministic=deterministic,
     )
     with prepare_run(settings) as source:
         run_data = load_run_data(settings, source)
@@ -457,6 +463,7 @@ class RunSettings:
         policy: the resolved precision policy (`precision_option` is what was asked for).
         distributed: the `tf.distribute.Strategy` (`strategy` is its name).
         jit: `jit_compile` for `Model.compile` (`jit_option` is what was asked for).
+        steps_per_execution: for `Model.compile` (`steps_per_execution_option`: what was asked).
         export: whether this process exports (never on a non-chief worker).
     """
 
@@ -478,6 +485,8 @@ class RunSettings:
     distributed: tf.distribute.Strategy
     jit: bool | str
     jit_option: bool | str
+    steps_per_execution: int
+    steps_per_execution_option: int | str
     export: bool
     export_dir: str
     export_name: str
@@ -504,6 +513,7 @@ class RunSettings:
             "precision_option": self.precision_option,
             "strategy": self.strategy,
             "jit_compile": self.jit_option,
+            "steps_per_execution": self.steps_per_execution_option,
             "deterministic": bool(self.deterministic),
             "kerasgan_version": __version__,
         }
@@ -512,8 +522,8 @@ class RunSettings:
 def resolve_settings(
     model="dcgan", *, data="auto", epochs=None, batch_size=None, output=None,
     export_dir="saved_models", export_name=None, time_budget=None, seed=0, preset="default",
-    precision_policy="auto", strategy="default", jit_compile="auto", image_size=None,
-    channels=None, data_options=None, export=True, verbose=1, deterministic=False,
+    precision_policy="auto", strategy="default", jit_compile="auto", steps_per_execution="auto",
+    image_size=None, channels=None, data_options=None, export=True, verbose=1, deterministic=False,
 ):
     """Check `train`'s options and resolve them into `RunSettings`; nothing is written.
 
@@ -524,8 +534,8 @@ def resolve_settings(
         The `RunSettings` of the run.
 
     Raises:
-        ConfigError: an unknown model or preset, an invalid number, seed, `data` or strategy
-            option.
+        ConfigError: an unknown model or preset, an invalid number, seed, `data`, strategy or
+            `steps_per_execution` option.
         ExportError: an `export_name` that is not a plain folder name.
     """
     from kerasgan.export import check_export_name
@@ -542,6 +552,7 @@ def resolve_settings(
     jit = distribution.resolve_jit(
         jit_compile, recipe.jit_compile_cpu, distributed.num_replicas_in_sync
     )
+    executed = resolve_steps_per_execution(steps_per_execution, recipe.steps_per_execution_cpu)
     epochs = epochs or recipe.epochs
     batch_size = batch_size or recipe.batch_size
     distribution.check_options(distributed, batch_size, time_budget, jit)
@@ -555,9 +566,28 @@ def resolve_settings(
         data_options=data_options or {}, epochs=epochs, batch_size=batch_size, seed=seed,
         image_size=image_size, channels=channels, time_budget=time_budget, policy=policy,
         precision_option=precision_policy, strategy=strategy, distributed=distributed, jit=jit,
-        jit_option=jit_compile, export=export, export_dir=export_dir, export_name=export_name,
+        jit_option=jit_compile, steps_per_execution=executed,
+        steps_per_execution_option=steps_per_execution, export=export, export_dir=export_dir, export_name=export_name,
         deterministic=deterministic, verbose=verbose,
     )
+
+
+def resolve_steps_per_execution(option, cpu_default):
+    """`steps_per_execution` for `Model.compile`: `"auto"` is `cpu_default` on a machine
+    without a GPU and 1 on one (not measured there); otherwise a positive integer.
+
+    Raises:
+        ConfigError: anything else.
+    """
+    if option == "auto":
+        return 1 if tf.config.list_physical_devices("GPU") else int(cpu_default)
+    if isinstance(option, str) and option.isdigit():
+        option = int(option)
+    if isinstance(option, bool) or not isinstance(option, numbers.Integral) or option < 1:
+        raise ConfigError(
+            f"steps_per_execution must be 'auto' or a positive integer, got {option!r}"
+        )
+    return int(option)
 
 
 @contextlib.contextmanager
@@ -666,7 +696,7 @@ def build_model(settings, run_data):
         gan = settings.recipe.build(settings.preset, run_data.height, run_data.channels, settings.seed)
         _check_classes(gan, run_data.dataset, settings.data, settings.model, settings.preset)
         distribution.prepare_model(gan, settings.distributed)
-        gan.compile(jit_compile=settings.jit)
+        gan.compile(jit_compile=settings.jit, steps_per_execution=settings.steps_per_execution)
     return gan
 
 
@@ -834,8 +864,13 @@ def _start_line(settings, dataset, initial_epoch):
     return (
         f"training {settings.model} ({settings.preset}) on {datasets.describe(dataset)}, "
         f"batch {settings.batch_size}, epochs {initial_epoch + 1}-{settings.epochs}, "
-        f"{settings.policy}{how}; run folder {settings.run_dir}"
+        f"{settings.policy}{how}{_per_call(settings.steps_per_execution)}; "
+        f"run folder {settings.run_dir}"
     )
+
+
+def _per_call(steps_per_execution):
+    return f", {steps_per_execution} steps per call" if steps_per_execution > 1 else ""
 
 
 def _run_callbacks(gan, checkpoint, settings, callbacks):

@@ -159,6 +159,17 @@ def test_throughput_uses_the_median_step_time():
     assert meter.images_per_second == pytest.approx(100.0)
 
 
+def test_throughput_counts_the_steps_of_each_call():
+    """With steps_per_execution 4 over a 10-step epoch, Keras calls the hooks with (0, 3),
+    (4, 7), (8, 11): the last call ran two steps, not four."""
+    meter = callbacks.Throughput(batch_size=10, skip=0)
+    meter.set_params({"steps": 10, "epochs": 1})
+    for first in (0, 4, 8):
+        meter.on_train_batch_begin(first)
+        meter.on_train_batch_end(first + 3)
+    assert meter.steps == 10 and len(meter.step_times) == 3
+
+
 def test_checkpoint_restores_by_name_not_by_position(tmp_path, monkeypatch):
     gan = tiny_gan()
     gan.fit(data(), epochs=1, callbacks=[callbacks.GANCheckpoint(gan, str(tmp_path))], verbose=0)

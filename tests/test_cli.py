@@ -46,7 +46,8 @@ def test_empty_data_folder(tmp_path, kerasgan):
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("flag, value", [("--time-budget", "-5"), ("--epochs", "0"), ("--batch-size", "-1"), ("--time-budget", "abc")])
+@pytest.mark.parametrize("flag, value", [("--time-budget", "-5"), ("--epochs", "0"), ("--batch-size", "-1"), ("--time-budget", "abc"),
+                                         ("--steps-per-execution", "0"), ("--steps-per-execution", "some")])
 def test_bad_numbers(flag, value, tmp_path, kerasgan):
     assert_one_clear_line(kerasgan("train", "dcgan", flag, value, "--output", str(tmp_path)), flag)
 

@@ -92,6 +92,24 @@ def test_bad_options_are_clear_errors(tmp_path):
         tiny_run(tmp_path, time_budget=-1)
 
 
+def test_several_steps_per_call_take_the_same_steps(tmp_path):
+    one = tiny_run(tmp_path / "one", epochs=1, export=False, deterministic=True)
+    # 19 batches per epoch: the last call of 4 runs only 3 steps.
+    four = tiny_run(tmp_path / "four", epochs=1, export=False, deterministic=True,
+                    steps_per_execution=4)
+    assert one.steps == four.steps == 5000 // 256
+    assert json.load(open(tmp_path / "four" / "run" / "options.json"))["steps_per_execution"] == 4
+    for a, b in zip(one.gan.generator.get_weights(), four.gan.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True])
+def test_steps_per_execution_must_be_a_positive_integer_or_auto(tmp_path, bad):
+    with pytest.raises(ConfigError, match="steps_per_execution must be 'auto' or a positive integer"):
+        tiny_run(tmp_path, steps_per_execution=bad)
+    assert not (tmp_path / "run").exists()
+
+
 KILL_AFTER_SECOND_CHECKPOINT = """
 import os, signal, sys
 import keras
