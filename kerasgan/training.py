@@ -552,7 +552,9 @@ def resolve_settings(
     jit = distribution.resolve_jit(
         jit_compile, recipe.jit_compile_cpu, distributed.num_replicas_in_sync
     )
-    executed = resolve_steps_per_execution(steps_per_execution, recipe.steps_per_execution_cpu)
+    executed = resolve_steps_per_execution(
+        steps_per_execution, recipe.steps_per_execution_cpu, distributed.num_replicas_in_sync
+    )
     epochs = epochs or recipe.epochs
     batch_size = batch_size or recipe.batch_size
     distribution.check_options(distributed, batch_size, time_budget, jit)
@@ -572,20 +574,29 @@ def resolve_settings(
     )
 
 
-def resolve_steps_per_execution(option, cpu_default):
+def resolve_steps_per_execution(option, cpu_default, replicas=1):
     """`steps_per_execution` for `Model.compile`: `"auto"` is `cpu_default` on a machine
-    without a GPU and 1 on one (not measured there); otherwise a positive integer.
+    without a GPU and 1 on one (not measured there) or with several replicas; otherwise a
+    positive integer.
 
     Raises:
-        ConfigError: anything else.
+        ConfigError: anything else, or more than one step per call with several replicas
+            (Keras's multi-step loop over a distributed iterator fails to trace here).
     """
     if option == "auto":
-        return 1 if tf.config.list_physical_devices("GPU") else int(cpu_default)
+        if replicas > 1 or tf.config.list_physical_devices("GPU"):
+            return 1
+        return int(cpu_default)
     if isinstance(option, str) and option.isdigit():
         option = int(option)
     if isinstance(option, bool) or not isinstance(option, numbers.Integral) or option < 1:
         raise ConfigError(
             f"steps_per_execution must be 'auto' or a positive integer, got {option!r}"
+        )
+    if option > 1 and replicas > 1:
+        raise ConfigError(
+            f"steps_per_execution {option} needs a single replica; with a distribution strategy "
+            "of several replicas use 1 (or auto)"
         )
     return int(option)
 

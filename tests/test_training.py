@@ -50,7 +50,7 @@ def test_a_run_writes_its_folder_and_exports(tmp_path):
 
 
 def test_time_budget_stops_mid_epoch_says_so_and_still_exports(tmp_path, capsys):
-    summary = tiny_run(tmp_path, epochs=50, time_budget=0.001)
+    summary = tiny_run(tmp_path, epochs=50, time_budget=0.001, steps_per_execution=1)
     assert summary.stopped_by == "the time budget"
     # One step of the first epoch ran: saved, but the epoch is not counted as done.
     assert summary.epochs_done == 0 and summary.steps == 1 and summary.unfinished_steps == 1
@@ -101,6 +101,24 @@ def test_several_steps_per_call_take_the_same_steps(tmp_path):
     assert json.load(open(tmp_path / "four" / "run" / "options.json"))["steps_per_execution"] == 4
     for a, b in zip(one.gan.generator.get_weights(), four.gan.generator.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_auto_steps_per_execution_is_the_recipes_on_a_cpu_and_one_on_a_gpu(monkeypatch):
+    assert training.get_recipe("dcgan").steps_per_execution_cpu > 1
+    assert training.resolve_settings("dcgan").steps_per_execution == (
+        training.get_recipe("dcgan").steps_per_execution_cpu
+    )
+    assert training.resolve_settings("wgan-gp").steps_per_execution == 1
+    monkeypatch.setattr(training.tf.config, "list_physical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert training.resolve_steps_per_execution("auto", 8) == 1
+    assert training.resolve_steps_per_execution("3", 8) == 3
+
+
+def test_several_replicas_take_one_step_per_call():
+    assert training.resolve_steps_per_execution("auto", 8, replicas=2) == 1
+    with pytest.raises(ConfigError, match="needs a single replica"):
+        training.resolve_steps_per_execution(4, 8, replicas=2)
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "many", True])
