@@ -400,7 +400,7 @@ def run_sample(args):
 
 def add_course(subparsers):
     parser = subparsers.add_parser(
-        "course", help="tools for teachers: learner versions of the notebooks",
+        "course", help="tools for teachers: learner versions of the notebooks, a leaderboard",
         description="Tools for teachers who run the course (see docs/instructor.md).",
     )
     actions = parser.add_subparsers(
@@ -423,14 +423,134 @@ def add_course(subparsers):
         help="replace OUT_DIR if an earlier run of this command wrote it (any other folder is "
         "refused); the old folder is removed only once the new one is complete",
     )
+    board = actions.add_parser(
+        "leaderboard",
+        help="score a class's exports the same way and print them side by side",
+        description=(
+            "Score every export with the same real images, the same N, the same seed and the "
+            "same feature extractor (as 'python -m kerasgan evaluate' does one), and print them "
+            "side by side, best Fréchet distance first. Exports of different datasets or image "
+            "shapes are refused: their figures cannot be compared. Nothing is written."
+        ),
+    )
+    board.add_argument("export_dirs", nargs="+", metavar="EXPORT_DIR",
+                       help="export folders, e.g. one per learner: alice/dcgan bob/wgan-gp")
+    board.add_argument("--data", default="auto",
+                       help="the real images: auto, tfds, embedded, or an image folder "
+                       "(default: auto)")
+    board.add_argument("--dataset", help="the dataset every model learned (default: the exports' "
+                       "training recipes', else mnist)")
+    board.add_argument("--n", type=int, default=2000, help="images per side (default: 2000)")
+    board.add_argument("--extractor", default="mnist_judge",
+                       help="feature space: mnist_judge or inception (default: mnist_judge)")
+    board.add_argument("--seed", type=seed, default=0,
+                       help="seed of the latents and the real subset (default: 0)")
+    board.add_argument("--batch-size", type=positive_int, default=250,
+                       help="images per request to a model (default: 250)")
     parser.set_defaults(handler=run_course)
 
 
 def run_course(args):
     from kerasgan.student import write_student_notebooks
 
+    if args.course_action == "leaderboard":
+        return run_leaderboard(args)
     written = write_student_notebooks(args.out_dir, args.notebooks or "notebooks", args.force)
     print(f"wrote {len(written)} student notebooks to {args.out_dir}")
+    return 0
+
+
+def _leaderboard_export(model_dir, dataset):
+    """Load one export for the leaderboard: its signature, name, kind, dataset and image shape."""
+    from kerasgan import export
+    from kerasgan.errors import ConfigError
+
+    if not os.path.isdir(model_dir):
+        raise ConfigError(
+            f"{model_dir} is not a folder; give export folders such as saved_models/dcgan"
+        )
+    function, specs = export.load_serving_signature(model_dir)
+    if "latent" not in specs:
+        raise ConfigError(
+            f"{model_dir} does not draw samples from a latent (its inputs: {', '.join(specs)}); "
+            "the leaderboard ranks generators of random images"
+        )
+    metadata = export.read_metadata(model_dir)
+    return {
+        "dir": model_dir,
+        "name": os.path.normpath(model_dir),
+        "path": os.path.realpath(export.resolve_saved_model(model_dir)),
+        "function": function,
+        "specs": specs,
+        "kind": metadata.get("model_class", "?"),
+        "num_classes": metadata.get("num_classes"),
+        # Unknown: the default `evaluate` assumes, so a stray export cannot slip in unchecked.
+        "dataset": dataset or _export_dataset(model_dir) or "mnist",
+        "shape": tuple(function.structured_outputs["images"].shape[1:]),
+    }
+
+
+def _check_comparable(exports):
+    """One dataset and one image shape for every export, and no export twice."""
+    from kerasgan.errors import ConfigError
+
+    seen = {}
+    for item in exports:
+        if item["path"] in seen:
+            raise ConfigError(
+                f"{seen[item['path']]} and {item['dir']} are the same export; list it once"
+            )
+        seen[item["path"]] = item["dir"]
+    hints = {"dataset": " (or pass --dataset if they learned the same one)", "shape": ""}
+    for key, what in (("dataset", "datasets"), ("shape", "image shapes")):
+        if len({item[key] for item in exports}) > 1:
+            shown = ", ".join(f"{item['dir']}: {item[key]}" for item in exports)
+            raise ConfigError(
+                f"the exports have different {what} ({shown}); their figures cannot be compared, "
+                f"so rank each group on its own{hints[key]}"
+            )
+
+
+def extractor_option(text):
+    """`--extractor`: a key of `evaluation.EXTRACTORS`, spelt loosely (`Mnist-Judge`)."""
+    from kerasgan import evaluation
+    from kerasgan.errors import ConfigError
+
+    key = text.strip().lower().replace("-", "_")
+    if key not in evaluation.EXTRACTORS:
+        raise ConfigError(
+            f"unknown --extractor {text!r}; choose one of: {', '.join(evaluation.EXTRACTORS)}"
+        )
+    return key
+
+
+def run_leaderboard(args):
+    """`course leaderboard`: every export scored by one `evaluation.leaderboard`."""
+    from kerasgan import evaluation
+    from kerasgan.errors import ConfigError
+
+    n = evaluation.check_sample_count(args.n)
+    key = extractor_option(args.extractor)
+    exports = [_leaderboard_export(model_dir, args.dataset) for model_dir in args.export_dirs]
+    _check_comparable(exports)
+    extractor = evaluation.get_extractor(key)  # offline Inception fails here, before any work
+    dataset = exports[0]["dataset"]
+    height, _, channels = exports[0]["shape"]
+    real, count = _real_images(args, dataset, channels, height)
+    if count > 0 and n > count:
+        raise ConfigError(
+            f"--n {n} is more than the {count} real images of {dataset} ({args.data})"
+        )
+    entries = []
+    for index, item in enumerate(exports, start=1):
+        notice(f"sampling {index}/{len(exports)}: {n} images from {item['name']}")
+        fake = generated_images(
+            item["function"], item["specs"], n, args.seed, item["num_classes"], args.batch_size
+        )
+        entries.append((item["name"], item["kind"], fake))
+    rows = evaluation.leaderboard(entries, real, extractor, n=n, seed=args.seed, verbose=1)
+    print(f"against {n} real images of {dataset} ({args.data}), seed {args.seed}")
+    print(evaluation.format_leaderboard(rows))
     return 0
 
 
@@ -687,11 +807,7 @@ def run_evaluate(args):
     from kerasgan.errors import ConfigError
 
     n = evaluation.check_sample_count(args.n)
-    key = args.extractor.strip().lower().replace("-", "_")
-    if key not in evaluation.EXTRACTORS:
-        raise ConfigError(
-            f"unknown --extractor {args.extractor!r}; choose one of: {', '.join(evaluation.EXTRACTORS)}"
-        )
+    key = extractor_option(args.extractor)
     function, specs = export.load_serving_signature(args.model_dir)
     if "latent" not in specs:
         raise ConfigError(

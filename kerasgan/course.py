@@ -37,6 +37,8 @@ class Exercise:
         cases: `fn(rng) -> list of argument tuples` (random and edge cases).
         atol: absolute tolerance of the value comparison.
         rtol: relative tolerance of the value comparison.
+        warm_up: a one-line exercise that prepares a graded one; it is checked the same way
+            but earns no points (its check cell is locked, not graded, in nbgrader).
     """
 
     id: str
@@ -46,6 +48,7 @@ class Exercise:
     cases: Callable
     atol: float = 1e-5
     rtol: float = 1e-4
+    warm_up: bool = False
 
 
 EXERCISES = {}
@@ -201,8 +204,53 @@ def check(exercise_id, fn, verbose=True):
         if problem:
             say(f"hint for {exercise_id}, case {number} {_describe(args)}: {problem}")
             return False
-    say(f"correct: {exercise_id} passed {len(cases)} cases")
+    warm_up = " (a warm-up: it earns no points)" if exercise.warm_up else ""
+    say(f"correct: {exercise_id} passed {len(cases)} cases{warm_up}")
     return True
+
+
+def check_training(cls, **options):
+    """Train a learner's DCGAN class for a fixed number of steps and judge its samples.
+
+    Notebook 02's second check of the from-scratch DCGAN, after the one-step check; this
+    delegates to `kerasgan.course_runs.check_training_run`. The notebook passes the step count,
+    the preset and the threshold of its mode: `notebook_settings("02").extra["training_check"]`.
+
+    Args:
+        cls: the learner's `keras.Model` subclass.
+        **options: keyword arguments of `course_runs.check_training_run` (`steps`,
+            `threshold`, `preset`, `seed`, ...).
+
+    Returns:
+        A `course_runs.TrainingRun`, true when the trained generator's score beats the
+        threshold; it holds the score, the untrained generator's score and samples for a grid.
+    """
+    from kerasgan import course_runs
+
+    return course_runs.check_training_run(cls, **options)
+
+
+def check_experiment(experiment_id, results, verbose=True):
+    """Check the results of a learner's ablation against the direction it should show.
+
+    The experiments (e.g. `"04.gp_weight"`) live in `kerasgan.course_experiments.EXPERIMENTS`;
+    this delegates to `course_experiments.check_experiment`.
+
+    Args:
+        experiment_id: a key of `course_experiments.EXPERIMENTS`.
+        results: `{arm name: measured number}`, one entry per arm.
+        verbose: print the verdict or the hint.
+
+    Returns:
+        True if every arm has a finite number and the numbers go the expected way by the
+        experiment's margin, else False (after printing one hint).
+
+    Raises:
+        ConfigError: an unknown experiment id.
+    """
+    from kerasgan import course_experiments
+
+    return course_experiments.check_experiment(experiment_id, results, verbose=verbose)
 
 
 # === 01 · GAN fundamentals ===
@@ -274,6 +322,7 @@ register(Exercise(
     "02.to_uint8", "02_dcgan.ipynb",
     "map generator output in [-1, 1] to uint8 pixels (rounded, clipped)",
     _to_uint8_reference, _image_cases, atol=0,
+    warm_up=True,
 ))
 register(Exercise(
     "02.slerp", "02_dcgan.ipynb",
@@ -370,6 +419,7 @@ register(Exercise(
     "05.cycle_consistency_loss", "05_cyclegan.ipynb",
     "the cycle-consistency loss: mean absolute error per example",
     _reference("cycle_consistency_loss"), _cycle_cases,
+    warm_up=True,
 ))
 register(Exercise(
     "05.linear_decay", "05_cyclegan.ipynb",
@@ -416,11 +466,13 @@ register(Exercise(
     "06.truncate", "06_stylegan.ipynb",
     "the truncation trick: pull w towards the average w by psi",
     _package_reference("kerasgan.layers.style", "truncate"), _truncation_cases,
+    warm_up=True,
 ))
 register(Exercise(
     "06.mix_styles", "06_stylegan.ipynb",
     "style mixing: the first styles from one latent, the rest from another",
     _package_reference("kerasgan.layers.style", "mix_styles"), _mixing_cases, atol=0,
+    warm_up=True,
 ))
 
 
@@ -634,6 +686,7 @@ register(Exercise(
     _package_reference("kerasgan.models.conditional_gan", "class_grid_labels"),
     # (20, 3): more rows than classes, so the rows start over at class 0
     lambda rng: [(100, 10), (6, 3), (7, 3), (20, 10), (1, 5), (20, 3)], atol=0,
+    warm_up=True,
 ))
 
 
@@ -687,6 +740,7 @@ register(Exercise(
     "04.wasserstein_critic_loss", "04_wgan_gp.ipynb",
     "the critic's Wasserstein loss C(G(z)) - C(x), per example",
     _reference("wasserstein_critic_loss"), _logit_cases,
+    warm_up=True,
 ))
 register(Exercise(
     "04.gradient_penalty", "04_wgan_gp.ipynb",
@@ -753,11 +807,13 @@ register(Exercise(
     "10.row_payload", "10_serving_with_tf_serving.ipynb",
     "a TF Serving REST body in the row format for latent vectors and class labels",
     _payload_reference("row"), _labelled_latents,
+    warm_up=True,
 ))
 register(Exercise(
     "10.columnar_payload", "10_serving_with_tf_serving.ipynb",
     "a TF Serving REST body in the columnar format with a scalar truncation",
     _payload_reference("columnar"), lambda rng: _labelled_latents(rng, with_truncation=True),
+    warm_up=True,
 ))
 register(Exercise(
     "10.parse_predictions", "10_serving_with_tf_serving.ipynb",
@@ -882,12 +938,17 @@ NOTEBOOKS = {
         gpu={"epochs": 30, "batch_size": 256, "extra": {"points": 8192}},
     ),
     "02": NotebookPlan(
-        "dcgan", 4, 6,
+        "dcgan", 5, 6,
         "the full 60,000 MNIST digits for up to 20 epochs at batch 128, in `mixed_float16`: sharper, "
         "more varied digits",
-        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20},
-        cpu={"epochs": 20, "batch_size": 32, "time_budget": 3 * 60},
-        gpu={"epochs": 20, "batch_size": 128, "time_budget": 5 * 60, "precision_policy": _FP16},
+        # training_check: the learner's own DCGAN, `check_training`'s calibrated settings
+        # (course_runs.STEPS/THRESHOLD; TINY_STEPS/TINY_THRESHOLD in smoke mode).
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20,
+               "extra": {"training_check": {"preset": "tiny", "steps": 800, "threshold": 450.0}}},
+        cpu={"epochs": 20, "batch_size": 32, "time_budget": 3 * 60,
+             "extra": {"training_check": {"preset": "default", "steps": 1000, "threshold": 250.0}}},
+        gpu={"epochs": 20, "batch_size": 128, "time_budget": 5 * 60, "precision_policy": _FP16,
+             "extra": {"training_check": {"preset": "default", "steps": 1000, "threshold": 250.0}}},
     ),
     "03": NotebookPlan(
         "cgan", 7, 7,
@@ -898,21 +959,31 @@ NOTEBOOKS = {
         gpu={"epochs": 20, "batch_size": 128, "time_budget": 5 * 60, "precision_policy": _FP16},
     ),
     "04": NotebookPlan(
-        "wgan-gp", 12, 11,
+        "wgan-gp", 16, 13,
         "the full 60,000 MNIST digits for up to 100 epochs at batch 5 x 128, in `mixed_float16`: "
         "clean digits rather than recognisable ones",
-        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20, "extra": {"toy_steps": 50}},
-        cpu={"epochs": 150, "batch_size": 160, "time_budget": 10 * 60, "extra": {"toy_steps": 1500}},
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 20,
+               "extra": {"toy_steps": 50, "ablation_preset": "tiny", "ablation_steps": 80,
+                         "ablation_batch": 16}},
+        cpu={"epochs": 150, "batch_size": 160, "time_budget": 10 * 60,
+             "extra": {"toy_steps": 1500, "ablation_preset": "default", "ablation_steps": 200,
+                       "ablation_batch": 32}},
         gpu={"epochs": 100, "batch_size": 640, "time_budget": 10 * 60, "precision_policy": _FP16,
-             "extra": {"toy_steps": 1500}},
+             "extra": {"toy_steps": 1500, "ablation_preset": "default", "ablation_steps": 200,
+                       "ablation_batch": 32}},
     ),
     "05": NotebookPlan(
-        "cyclegan", 5, 9,
+        "cyclegan", 7, 10,
         "20 epochs instead of 6 at batch 16, in `mixed_float16`: sharper strokes in both directions",
-        smoke={"preset": "tiny", "epochs": 1, "time_budget": 5, "extra": {"judged": 300}},
-        cpu={"epochs": 6, "batch_size": 8, "time_budget": 4 * 60 + 30, "extra": {"judged": None}},
+        smoke={"preset": "tiny", "epochs": 1, "time_budget": 5,
+               "extra": {"judged": 300, "ablation_preset": "tiny", "ablation_steps": 20,
+                         "ablation_batch": 8}},
+        cpu={"epochs": 6, "batch_size": 8, "time_budget": 4 * 60 + 30,
+             "extra": {"judged": None, "ablation_preset": "default", "ablation_steps": 400,
+                       "ablation_batch": 8}},
         gpu={"epochs": 20, "batch_size": 16, "time_budget": 8 * 60, "precision_policy": _FP16,
-             "extra": {"judged": None}},
+             "extra": {"judged": None, "ablation_preset": "default", "ablation_steps": 400,
+                       "ablation_batch": 8}},
     ),
     "06": NotebookPlan(
         "stylegan", 17, 22,
@@ -960,6 +1031,19 @@ NOTEBOOKS = {
         smoke={"epochs": 4, "batch_size": 256, "extra": {"points": 2048, "head_start": 2, "patience": 2}},
         cpu={"epochs": 20, "batch_size": 256, "extra": {"points": 8192, "head_start": 3, "patience": 3}},
         gpu={"epochs": 20, "batch_size": 256, "extra": {"points": 8192, "head_start": 3, "patience": 3}},
+    ),
+    # The capstone: `model` is the default choice; batches are multiples of 5 so that a learner
+    # who picks WGAN-GP keeps its critic slices. `n` is the images per side of every score.
+    "12": NotebookPlan(
+        "dcgan", 8, 8,
+        "the full 60,000 MNIST digits through tensorflow-datasets at batch 160, in "
+        "`mixed_float16`, for the same six minutes: many more steps over more varied digits",
+        smoke={"preset": "tiny", "data": "embedded", "epochs": 1, "time_budget": 5,
+               "extra": {"n": 200}},
+        cpu={"data": "embedded", "epochs": 100, "batch_size": 40, "time_budget": 6 * 60,
+             "extra": {"n": 2000}},
+        gpu={"epochs": 30, "batch_size": 160, "time_budget": 6 * 60, "precision_policy": _FP16,
+             "extra": {"n": 2000}},
     ),
 }
 

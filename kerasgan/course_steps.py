@@ -11,6 +11,9 @@ GAN. A step is not a pure function, so `check_step` grades it the way
    model's `sample_latent`;
 3. compare every weight of both networks, batch-norm statistics included.
 
+An exercise whose step depends on a counter is checked over more than one step: StyleGAN's
+lazy R1 over two, the first with R1 due and the second without.
+
 When the weights differ, the check replays the mistakes learners make most (a sign flipped, the
 minimax loss instead of the non-saturating one, D's update reaching G's weights, the networks
 left in inference mode, G updated before D, ...) from the same start, and names the one whose
@@ -61,7 +64,9 @@ class StepExercise:
         notebook: the notebook's file name.
         title: what the learner writes, in a few words.
         setup: `fn() -> dict` with `networks` (`{name: keras.Model}`, the initial weights),
-            `batch` and `latents` (the draws, in order).
+            `batch` and `latents` (the draws, in order); optionally `steps` (how many steps
+            the check takes, 1 by default) and `expected_draws` (`{method: calls}` the learner
+            must make, when not every latent is the learner's to draw).
         reference: `fn(setup) -> {network name: [weights]}`: the package's own step.
         learner: `fn(cls, setup) -> (weights, draws, logs)`: the learner's class built and
             stepped once on copies of the networks; `draws` counts the calls of each replayed
@@ -801,12 +806,240 @@ register(StepExercise(
 ))
 
 
+# === Exercise 06: StyleGAN's step (the non-saturating game with lazy R1; Karras et al., 2020) ===
+
+STYLEGAN_SIZE, STYLEGAN_BATCH, STYLEGAN_LATENT = 16, 4, 8
+# R1 every 4 steps: a factor that no other plausible weight of the penalty shares (gamma instead
+# of gamma / 2 doubles it, forgetting the interval divides it by 4).
+STYLEGAN_R1_INTERVAL = 4
+# Far larger than the presets' gamma, so that one SGD step shows R1 in D's weights well past the
+# tolerance (even the order of D's two updates shows).
+STYLEGAN_R1_GAMMA = 50.0
+STYLEGAN_W_AVG_BETA = 0.995
+# Two steps from t = 0: R1 is due on the first (0 mod 4 = 0) and not on the second.
+STYLEGAN_STEPS = 2
+
+
+def copy_network_with_random_state(network):
+    """`copy_network`, plus the state of the network's random streams, so that the copy draws
+    what the original would: StyleGAN's noise inputs draw fresh noise in training mode, and the
+    gradient of each noise strength depends on that noise."""
+    copy = copy_network(network)
+
+    def streams(model):
+        return [v for v in model.variables if v.path.endswith("seed_generator_state")]
+
+    for mine, theirs in zip(streams(copy), streams(network), strict=True):
+        mine.assign(theirs)
+    return copy
+
+
+def _stylegan_setup(seed=0):
+    import keras
+
+    from kerasgan.models import stylegan
+
+    keras.utils.set_random_seed(seed)
+    networks = {
+        # No style mixing: it happens inside G and is not what the exercise teaches (it would
+        # also add a random crossover to every pass through G).
+        "G": stylegan.build_generator(STYLEGAN_LATENT, STYLEGAN_SIZE, 3, w_dim=8, mapping_layers=2,
+                                      width=8, mixing_probability=0.0),
+        "D": stylegan.build_discriminator(STYLEGAN_SIZE, 3, width=8),
+    }
+    rng = np.random.default_rng(seed)
+    return {
+        "networks": networks,
+        "latent_dim": STYLEGAN_LATENT,
+        "steps": STYLEGAN_STEPS,
+        "batch": rng.uniform(-1, 1, (STYLEGAN_BATCH, STYLEGAN_SIZE, STYLEGAN_SIZE, 3)).astype("float32"),
+        # Per step, in the package's order: w_avg's latents, D's fakes', G's fakes'.
+        "latents": [rng.standard_normal((STYLEGAN_BATCH, STYLEGAN_LATENT)).astype("float32")
+                    for _ in range(3 * STYLEGAN_STEPS)],
+        # The learner's own draws per step; the scaffold's `track_w_avg` makes the third.
+        "expected_draws": {"sample_latent": 2},
+    }
+
+
+def _stylegan_reference(setup):
+    from kerasgan.models.stylegan import StyleGAN
+
+    networks = {name: copy_network_with_random_state(net) for name, net in setup["networks"].items()}
+    gan = StyleGAN(
+        networks["G"], networks["D"], latent_dim=setup["latent_dim"], r1_gamma=STYLEGAN_R1_GAMMA,
+        r1_interval=STYLEGAN_R1_INTERVAL, w_avg_beta=STYLEGAN_W_AVG_BETA,
+    )
+    gan.compile(*_sgd_pair())
+    gan.sample_latent = LatentReplay(setup["latents"])
+    for _ in range(setup["steps"]):
+        gan.train_step(_as_tensors(setup["batch"]))
+    return weights_of(networks)
+
+
+# Added to TensorFlow's and Keras's errors when no gradient reached an update's weights.
+R1_TAPE_HINT = (
+    "the R1 penalty did not reach D's weights: compute it inside the R1 update's tape, with a "
+    "nested tape for grad_x D(x) (one tape per gradient; a tape gives one gradient unless it is "
+    "persistent)"
+)
+
+
+def _stylegan_learner(cls, setup):
+    """The learner's class built on copies of G and D, `setup["steps"]` steps with replayed
+    latents; the draws are counted per step, without the scaffold's `track_w_avg`."""
+    networks = {name: copy_network_with_random_state(net) for name, net in setup["networks"].items()}
+    model = cls(networks["G"], networks["D"], setup["latent_dim"], r1_gamma=STYLEGAN_R1_GAMMA,
+                r1_interval=STYLEGAN_R1_INTERVAL)
+    g_optimizer, d_optimizer = _sgd_pair()
+    model.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+    replay = LatentReplay(setup["latents"])
+    model.sample_latent = replay
+    given = []
+    track_w_avg = getattr(model, "track_w_avg", None)
+    if track_w_avg is not None:
+        def counted_track_w_avg(batch_size):
+            before = replay.calls
+            track_w_avg(batch_size)
+            given.append(replay.calls - before)
+
+        model.track_w_avg = counted_track_w_avg
+    draws = []
+    for _ in range(setup["steps"]):
+        before, before_given = replay.calls, sum(given)
+        try:
+            logs = model.train_step(_as_tensors(setup["batch"]))
+        except (ValueError, RuntimeError) as error:
+            if "No gradients provided" not in str(error) and "non-persistent" not in str(error):
+                raise
+            kind = ValueError if isinstance(error, ValueError) else RuntimeError
+            raise kind(f"{error} ({R1_TAPE_HINT})") from error
+        draws.append(replay.calls - before - (sum(given) - before_given))
+    expected = setup["expected_draws"]["sample_latent"]
+    per_step = next((n for n in draws if n != expected), expected)
+    return weights_of(networks), {"sample_latent": per_step}, logs
+
+
+def _plain_stylegan_step(
+    setup, *, r1_when="due", r1_factor=0.5 * STYLEGAN_R1_GAMMA * STYLEGAN_R1_INTERVAL,
+    r1_at="real", r1_in_main=False, d_sign=1.0, g_loss="non_saturating",
+):
+    """`setup["steps"]` of StyleGAN's steps (w_avg, Dmain, lazy R1 as Dreg, Gmain) with plain
+    tapes and SGD, with one thing changed (each keyword names a mistake; the defaults are the
+    right step). `r1_when`: `"due"` (t mod r1_interval = 0), `"always"` or `"never"`."""
+    import tensorflow as tf
+
+    G, D = (copy_network_with_random_state(setup["networks"][name]) for name in ("G", "D"))  # noqa: N806
+    mapping = G.get_layer("mapping")
+    real = tf.constant(setup["batch"])
+    latents = iter([tf.constant(z) for z in setup["latents"]])
+
+    def mean(x):
+        return tf.reduce_mean(tf.cast(x, tf.float32))
+
+    def r1_loss(images):
+        with tf.GradientTape() as inner:
+            inner.watch(images)
+            scores = D(images, training=True)
+        slopes = tf.reshape(inner.gradient(scores, images), (len(setup["batch"]), -1))
+        return r1_factor * mean(tf.reduce_sum(tf.square(slopes), axis=1))
+
+    for t in range(setup["steps"]):
+        mapping.update_average(mapping(next(latents), training=False), STYLEGAN_W_AVG_BETA)
+        fake = G(next(latents), training=True)
+        due = {"due": t % STYLEGAN_R1_INTERVAL == 0, "always": True, "never": False}[r1_when]
+        penalised = real if r1_at == "real" else fake
+        with tf.GradientTape() as tape:
+            loss = mean(tf.nn.softplus(-d_sign * D(real, training=True)))
+            loss += mean(tf.nn.softplus(d_sign * D(fake, training=True)))
+            if due and r1_in_main:
+                loss += r1_loss(penalised)
+        sgd_update(tape, loss, D.trainable_variables)
+        if due and not r1_in_main:
+            with tf.GradientTape() as tape:
+                loss = r1_loss(penalised)
+            sgd_update(tape, loss, D.trainable_variables)
+        with tf.GradientTape() as tape:
+            fake_logits = D(G(next(latents), training=True), training=True)
+            if g_loss == "non_saturating":
+                loss = mean(tf.nn.softplus(-fake_logits))
+            elif g_loss == "minimax":  # log(1 - D(G(z))) = -softplus(D(G(z))), descended
+                loss = -mean(tf.nn.softplus(fake_logits))
+            else:  # "ascending": log D(G(z)) descended
+                loss = -mean(tf.nn.softplus(-fake_logits))
+        sgd_update(tape, loss, G.trainable_variables)
+    return weights_of({"G": G, "D": D})
+
+
+def _stylegan_mistake(hint, **change):
+    return Mistake(hint, lambda setup: _plain_stylegan_step(setup, **change))
+
+
+STYLEGAN_MISTAKES = (
+    _stylegan_mistake(
+        "R1 was applied on a step where it was not due: lazy R1 runs only when "
+        "self.step % self.r1_interval == 0, and each step must count itself "
+        "(self.step.assign_add(1)), or every step looks like step 0", r1_when="always",
+    ),
+    _stylegan_mistake(
+        "R1 did not train D on step t = 0, where it was due (t % r1_interval == 0, t counted "
+        "before the step adds 1): take the penalty's gradient on a tape of its own, with a "
+        "nested tape for grad_x D(x) inside it (a penalty computed where no tape records it "
+        "gives D no gradient)", r1_when="never",
+    ),
+    _stylegan_mistake(
+        "R1 is missing the lazy factor: on the steps where it runs it is weighted "
+        "gamma / 2 * r1_interval, so that its average strength per step stays gamma / 2",
+        r1_factor=0.5 * STYLEGAN_R1_GAMMA,
+    ),
+    _stylegan_mistake(
+        "R1 is weighted gamma * r1_interval: the penalty is gamma / 2 * ||grad_x D(x)||^2 "
+        "(times r1_interval when lazy)", r1_factor=STYLEGAN_R1_GAMMA * STYLEGAN_R1_INTERVAL,
+    ),
+    _stylegan_mistake(
+        "R1 was taken at the fakes: R1 penalises D's gradient at the real images (at the "
+        "fakes it is the R2 penalty)", r1_at="fake",
+    ),
+    _stylegan_mistake(
+        "R1 was added to D's main loss: lazy R1 is a D update of its own (StyleGAN2's Dreg), "
+        "taken after the main update (Dmain) on the same reals", r1_in_main=True,
+    ),
+    _stylegan_mistake(
+        "R1 was applied on every step without the lazy factor (plain R1): lazy R1 runs only "
+        "when self.step % self.r1_interval == 0, weighted gamma / 2 * r1_interval",
+        r1_when="always", r1_factor=0.5 * STYLEGAN_R1_GAMMA,
+    ),
+    _stylegan_mistake(
+        "D's loss has the wrong sign: D minimises softplus(-D(x)) + softplus(D(G(z))), "
+        "scoring real images up and fakes down", d_sign=-1.0,
+    ),
+    _stylegan_mistake(
+        "G descends the minimax loss log(1 - D(G(z))) = -softplus(D(G(z))), which saturates "
+        "when D rejects the fakes: use the non-saturating softplus(-D(G(z)))", g_loss="minimax",
+    ),
+    _stylegan_mistake(
+        "G's loss has the wrong sign: G minimises softplus(-D(G(z))) = -log D(G(z))",
+        g_loss="ascending",
+    ),
+)
+
+register(StepExercise(
+    "06.stylegan_train_step", "06_stylegan.ipynb",
+    "StyleGAN2's training step (the non-saturating game with lazy R1)",
+    _stylegan_setup, _stylegan_reference, _stylegan_learner, STYLEGAN_MISTAKES,
+))
+
+
 # === Checking ===
 
 
 def _network_weight_name(setup, network, index):
     weights = setup["networks"][network].weights
     return weights[index].path if index < len(weights) else f"weight {index}"
+
+
+def _steps_taken(setup):
+    steps = setup.get("steps", 1)
+    return "one step" if steps == 1 else f"{steps} steps"
 
 
 def diagnose(exercise, setup, learner_weights, expected):
@@ -822,8 +1055,8 @@ def diagnose(exercise, setup, learner_weights, expected):
         ) else ""
     )
     return (
-        f"after one step, {network}'s {_network_weight_name(setup, network, index)} differs from "
-        f"the reference by up to {difference:.3g}{agree}: compare that network's loss and update "
+        f"after {_steps_taken(setup)}, {network}'s {_network_weight_name(setup, network, index)} "
+        f"differs from the reference by up to {difference:.3g}{agree}: compare that network's loss and update "
         "with the algorithm in the notebook"
     )
 
@@ -869,7 +1102,7 @@ def _check_step(exercise, cls, say):
     except Exception as error:
         say(f"hint for {exercise_id}: one training step raised {type(error).__name__}: {error}")
         return False
-    expected_draws = {"sample_latent": len(setup["latents"])}
+    expected_draws = dict(setup.get("expected_draws") or {"sample_latent": len(setup["latents"])})
     if "epsilons" in setup:
         expected_draws["sample_epsilon"] = len(setup["epsilons"])
     for method, expected_calls in expected_draws.items():

@@ -44,6 +44,7 @@ Example:
     {'n': 2000, 'extractor': 'mnist_judge', 'fid': 12.3, 'kid': 0.011, ...}
 """
 
+import dataclasses
 import inspect
 import os
 from collections import namedtuple
@@ -54,7 +55,7 @@ import tensorflow as tf
 
 from kerasgan.datasets import data_dir
 from kerasgan.errors import ConfigError, DataError
-from kerasgan.utils import float32_policy, is_offline
+from kerasgan.utils import float32_policy, is_offline, notice
 
 JUDGE_WEIGHTS_FILE = os.path.join("judges", "mnist_judge.weights.h5")
 
@@ -1093,3 +1094,138 @@ def precision_recall(real, fake, extractor, n=2000, k=3, batch_size=None, seed=0
         real, fake, extractor, n, ("precision_recall",), k=k, batch_size=batch_size, seed=seed
     )
     return results["precision"], results["recall"]
+
+
+# === Leaderboard: many generators, one yardstick ===
+
+LEADERBOARD_METRICS = ("fid", "kid", "precision_recall")
+
+
+@dataclasses.dataclass(frozen=True)
+class LeaderboardRow:
+    """One generator's line on a leaderboard (see `leaderboard`).
+
+    Attributes:
+        rank: its place, 1 for the lowest Fréchet distance.
+        name: what the row is called (e.g. a learner's export folder).
+        kind: the kind of model (e.g. `"DCGAN"`), or `"?"` when unknown.
+        fid: the Fréchet distance in the extractor's space (FD-judge with the offline judge,
+            FID with InceptionV3); lower is better.
+        kid: KID, the mean unbiased MMD² over subsets; lower is better.
+        kid_std: its standard deviation over the subsets.
+        precision: the share of generated images on the real images' manifold.
+        recall: the share of real images on the generated images' manifold.
+        n: images per side.
+        extractor: the feature space's name.
+    """
+
+    rank: int
+    name: str
+    kind: str
+    fid: float
+    kid: float
+    kid_std: float
+    precision: float
+    recall: float
+    n: int
+    extractor: str
+
+
+def leaderboard(entries, real, extractor="mnist_judge", n=2000, seed=0, batch_size=None, verbose=0):
+    """Score several generators in exactly the same way and rank them by Fréchet distance.
+
+    One `Evaluator` scores every entry: against the same `n` real images (their features
+    extracted once), with `n` generated images per entry drawn under the same seed, in the same
+    extractor's space. Only then are the figures comparable: FID moves with `n` and with the
+    feature space.
+
+    Args:
+        entries: `(name, kind, fake)` triples: the row's name, the kind of model, and its
+            generated images (any source `image_batches` takes: `gan.generate`, a uint8 or
+            float array, a dataset).
+        real: the real images (array, `tf.data.Dataset` or image function).
+        extractor: `"mnist_judge"`, `"inception"` or an extractor (see `get_extractor`).
+        n: images per side, the same for every entry.
+        seed: seed of the real subset and of every entry's generated images.
+        batch_size: images per forward pass (default: the extractor's).
+        verbose: 1 prints a line as each entry is scored (`utils.notice`, on stderr).
+
+    Returns:
+        A list of `LeaderboardRow`, best first (lowest Fréchet distance; ties by name).
+
+    Raises:
+        ConfigError: no entries, two entries with one name, or an `n` an array cannot give.
+
+    Example:
+        >>> rows = leaderboard([("trained", "DCGAN", gan.generate),
+        ...                     ("untrained", "DCGAN", untrained.generate)], real_images, n=2000)
+        >>> print(format_leaderboard(rows))
+    """
+    entries = [tuple(entry) for entry in entries]
+    if not entries:
+        raise ConfigError("a leaderboard needs at least one generator to score")
+    names = [str(name) for name, _, _ in entries]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(
+            f"two leaderboard entries are called {', '.join(repeated)}; give each its own name"
+        )
+    n = check_sample_count(n)
+    extractor = get_extractor(extractor)
+    kid_subset_size = check_metric_options(n, LEADERBOARD_METRICS, 100, None, 10, 3)
+    generated = {f"generated ({name})": fake for name, (_, _, fake) in zip(names, entries)}
+    _check_sources(n, real=real, **generated)
+    evaluator = Evaluator(real, extractor, n, batch_size, seed)
+    scored = []
+    for index, (name, (_, kind, fake)) in enumerate(zip(names, entries), start=1):
+        if verbose:
+            notice(f"scoring {index}/{len(entries)}: {name} ({n} images)")
+        results = evaluator.evaluate(fake, LEADERBOARD_METRICS, kid_subset_size=kid_subset_size)
+        scored.append((name, str(kind or "?"), results))
+    scored.sort(key=lambda item: (item[2]["fid"], item[0]))
+    return [
+        LeaderboardRow(
+            rank=rank, name=name, kind=kind, fid=float(results["fid"]), kid=float(results["kid"]),
+            kid_std=float(results["kid_std"]), precision=float(results["precision"]),
+            recall=float(results["recall"]), n=results["n"], extractor=results["extractor"],
+        )
+        for rank, (name, kind, results) in enumerate(scored, start=1)
+    ]
+
+
+def format_leaderboard(rows):
+    """The leaderboard as a text table, one row per generator in the order given.
+
+    The Fréchet distance's column is called FD-judge with the offline judge and FID with
+    InceptionV3 (the same formula in different feature spaces); the first line names `n` and
+    the extractor, without which the figures mean nothing.
+
+    Args:
+        rows: `LeaderboardRow`s, as `leaderboard` returns them.
+
+    Returns:
+        The table as one string.
+    """
+    if not rows:
+        return "(no generators)"
+    extractor = rows[0].extractor
+    distance = "FID" if extractor == "inception" else "FD-judge"
+    header = ("#", "name", "model", distance, "KID", "precision", "recall")
+    lines = [
+        (str(row.rank), row.name, row.kind, f"{row.fid:.3f}", f"{row.kid:.4f} ± {row.kid_std:.4f}",
+         f"{row.precision:.3f}", f"{row.recall:.3f}")
+        for row in rows
+    ]
+    widths = [max(len(cells[i]) for cells in [header, *lines]) for i in range(len(header))]
+
+    def line(cells):
+        # Names and kinds read best left-aligned, numbers right-aligned.
+        return "  ".join(
+            cell.ljust(width) if i in (1, 2) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    title = (
+        f"{len(rows)} generators, n={rows[0].n} images per side, extractor {extractor}, best first"
+    )
+    return "\n".join([title, line(header), *map(line, lines)])

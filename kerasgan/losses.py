@@ -244,8 +244,8 @@ def gradient_penalty(critic_fn, real, fake, seed=None, epsilon=None, return_norm
     `GP = (||grad_x_hat C(x_hat)||_2 - 1)^2`,  `x_hat = eps * x + (1 - eps) * G(z)`,
     `eps ~ U[0, 1]` drawn once per example.
 
-    The optimal critic has unit gradient norm on lines between real and fake samples, so the
-    penalty is applied there. The norm is `sqrt(sum g^2 + 1e-12)`: the gradient of a plain
+    The optimal critic has unit gradient norm on lines between real and fake samples paired
+    by the optimal coupling; random pairs, as here, are the paper's heuristic stand-in. The norm is `sqrt(sum g^2 + 1e-12)`: the gradient of a plain
     `sqrt` at 0 is infinite and would turn the update into NaN.
 
     Args:

@@ -7,8 +7,10 @@ type while their variables stay float32, so updates keep full precision.
   narrow exponent range makes small gradients underflow, so losses must be scaled (the GAN
   classes wrap both optimizers in `LossScaleOptimizer`).
 * `mixed_bfloat16` keeps float32's exponent range (no loss scaling) and is what Intel CPUs
-  with AMX tiles accelerate: there a DCGAN step ran about twice as fast as in float32. With
-  AVX512-BF16 alone it was slower than float32 (`cpu_has_bf16`).
+  with AMX tiles accelerate: there the convolution and matmul kernels run several times faster
+  than in float32, though a whole small training step gains much less, since most of it is
+  overhead around the kernels (figures in benchmarks/README.md). With AVX512-BF16 alone it was
+  slower than float32 (`cpu_has_bf16`).
 
 `auto` picks the fastest policy the machine supports.
 """

@@ -31,7 +31,10 @@ SCHEMA_VERSION = 3
 # without it is never replaced).
 MARKER = ".kerasgan-student-notebooks"
 
-_CHECK = re.compile(r"""course\.check\(\s*["']([0-9A-Za-z_.\-]+)["']""")
+_CHECK = re.compile(r"""course\.check(?:_experiment)?\(\s*["']([0-9A-Za-z_.\-]+)["']""")
+_TRAINING_CHECK = re.compile(r"course\.check_training\(")
+# What the student version shows in a manually graded answer cell (nbgrader's own stub).
+ANSWER_STUB = "YOUR ANSWER HERE"
 
 
 def _grade_id(text):
@@ -50,6 +53,19 @@ def nbgrader_test_metadata(grade_id, points=1):
             "solution": False, "schema_version": SCHEMA_VERSION}
 
 
+def nbgrader_manual_metadata(grade_id, points=2):
+    """nbgrader's metadata of a manually graded answer cell (e.g. a markdown explanation)."""
+    return {"solution": True, "grade": True, "locked": False, "points": points,
+            "grade_id": grade_id, "schema_version": SCHEMA_VERSION}
+
+
+def is_manual_answer_cell(cell):
+    """A markdown cell with nbgrader's solution and grade metadata: an answer the teacher grades
+    by hand; the student version replaces its text with `ANSWER_STUB`."""
+    marks = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "markdown" and bool(marks.get("solution")) and bool(marks.get("grade"))
+
+
 def is_answer_cell(cell):
     """A code cell with a line `### BEGIN SOLUTION` (prose that mentions the marker is not)."""
     return cell.cell_type == "code" and any(
@@ -57,13 +73,30 @@ def is_answer_cell(cell):
     )
 
 
+def nbgrader_locked_metadata(grade_id):
+    """nbgrader's metadata of a read-only cell that is not graded (a warm-up's check)."""
+    return {"grade": False, "locked": True, "grade_id": grade_id, "solution": False,
+            "schema_version": SCHEMA_VERSION}
+
+
+def _is_warm_up(exercise_id):
+    from kerasgan import course
+
+    exercise = course.EXERCISES.get(exercise_id)
+    return exercise is not None and exercise.warm_up
+
+
 def mark_exercise_cells(notebook, name="notebook"):
     """Give every answer cell and its check cell nbgrader's metadata, in place.
 
     An answer cell is a code cell with a `### BEGIN SOLUTION` line; its check cell is the next code
-    cell if it calls `course.check(...)`. Grade ids come from the exercise id of the check
-    (`"01.discriminator_loss"` -> `01_discriminator_loss` and `01_discriminator_loss_check`).
-    Nothing else in the notebook changes.
+    cell if it calls `course.check(...)`; a warm-up's check (`course.Exercise.warm_up`) is locked
+    but earns no points. Grade ids come from the exercise id of the check
+    (`"01.discriminator_loss"` -> `01_discriminator_loss` and `01_discriminator_loss_check`);
+    an experiment's check (`course.check_experiment(...)`) is marked the same way, and a cell
+    that calls `course.check_training(...)` is a locked, graded check too. Nothing else
+    in the notebook changes: manually graded markdown answers (`is_manual_answer_cell`) keep
+    their metadata.
 
     Args:
         notebook: an `nbformat` notebook.
@@ -84,9 +117,21 @@ def mark_exercise_cells(notebook, name="notebook"):
         match = _CHECK.search(check.source) if check is not None else None
         grade_id = _grade_id(match.group(1) if match else f"{name}_exercise{count}")
         cell.metadata["nbgrader"] = nbgrader_solution_metadata(grade_id)
-        if match:
+        if match and _is_warm_up(match.group(1)):
+            check.metadata["nbgrader"] = nbgrader_locked_metadata(f"{grade_id}_check")
+        elif match:
             check.metadata["nbgrader"] = nbgrader_test_metadata(f"{grade_id}_check")
+    for cell in cells:
+        # A training check grades the class an earlier answer cell wrote: locked and graded.
+        if cell.cell_type == "code" and _TRAINING_CHECK.search(cell.source):
+            cell.metadata["nbgrader"] = nbgrader_test_metadata(f"{_training_grade_id()}_check")
     return count
+
+
+def _training_grade_id():
+    from kerasgan import course_runs
+
+    return _grade_id(course_runs.EXERCISE_ID)
 
 
 def mark_notebook_file(path):
@@ -193,15 +238,16 @@ def _clear_solutions():
         ) from None
 
     class ClearCodeSolutions(ClearSolutions):
-        """nbgrader's ClearSolutions on code cells only: the course's prose may quote the
-        markers (nbgrader would take such a line for the start of an answer)."""
+        """nbgrader's ClearSolutions on code cells and manually graded markdown answers only:
+        the course's prose may quote the markers (nbgrader would take such a line for the start
+        of an answer). A manual answer's model text becomes `ANSWER_STUB`."""
 
         def preprocess_cell(self, cell, resources, index):
-            if cell.cell_type != "code":
+            if cell.cell_type != "code" and not is_manual_answer_cell(cell):
                 return cell, resources
             return super().preprocess_cell(cell, resources, index)
 
-    return ClearCodeSolutions()
+    return ClearCodeSolutions(text_stub=ANSWER_STUB)
 
 
 def _stem(path):

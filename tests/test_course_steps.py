@@ -428,3 +428,161 @@ def test_the_biggan_step_and_its_mistakes(mistake, hint, capsys):
     cls = learner_with_base(LearnerBigGAN, mistake) if mistake else LearnerBigGAN
     assert course.check("07.biggan_train_step", cls) is (mistake is None)
     assert hint in capsys.readouterr().out
+
+
+# === 06: StyleGAN (the non-saturating game and lazy R1) ===
+
+
+class LearnerStyleGAN(keras.Model):
+    """The notebook 06 scaffold's reference answer; `mistake` switches on one error."""
+
+    mistake = None
+
+    def __init__(self, generator, discriminator, latent_dim, r1_gamma=0.1, r1_interval=16):
+        super().__init__()
+        self.generator, self.discriminator, self.latent_dim = generator, discriminator, latent_dim
+        self.r1_gamma, self.r1_interval, self.w_avg_beta = r1_gamma, r1_interval, 0.995
+        self.seed_generator = keras.random.SeedGenerator(0)
+        self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
+
+    def compile(self, g_optimizer, d_optimizer):
+        super().compile()
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+
+    def sample_latent(self, batch_size):
+        return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+
+    def track_w_avg(self, batch_size):
+        mapping = self.generator.get_layer("mapping")
+        mapping.update_average(mapping(self.sample_latent(batch_size), training=False), self.w_avg_beta)
+
+    def r1(self, images):
+        """The lazily weighted R1 of `images`, recorded on whatever tape is open."""
+        with tf.GradientTape() as inner:
+            inner.watch(images)
+            scores = self.discriminator(images, training=True)
+        slopes = inner.gradient(scores, images)
+        factor = 0.5 * self.r1_gamma * (1 if self.mistake == "no_interval" else self.r1_interval)
+        return factor * tf.reduce_mean(tf.reduce_sum(tf.square(slopes), axis=[1, 2, 3]))
+
+    def train_step(self, real):
+        batch_size = tf.shape(real)[0]
+        self.track_w_avg(batch_size)
+        wrong = self.mistake
+        d_vars = self.discriminator.trainable_variables
+        latent = self.sample_latent(batch_size)
+        fake = self.generator(latent, training=True)
+        t = int(self.step.numpy())
+        due = {"every_step": True, "late": (t + 1) % self.r1_interval == 0}.get(
+            wrong, t % self.r1_interval == 0)
+        penalised = fake if wrong == "at_fakes" else real
+        with tf.GradientTape() as tape:
+            d_loss = tf.reduce_mean(tf.nn.softplus(-self.discriminator(real, training=True)))
+            d_loss += tf.reduce_mean(tf.nn.softplus(self.discriminator(fake, training=True)))
+            d_total = d_loss + self.r1(penalised) if due and wrong == "in_main" else d_loss
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_total, d_vars), d_vars))
+        if due and wrong != "in_main":
+            if wrong in ("outside_tape", "outside_tape_none"):
+                penalty = self.r1(penalised)  # no tape records it: D gets no gradient
+            with tf.GradientTape() as tape:
+                if wrong not in ("outside_tape", "outside_tape_none"):
+                    penalty = self.r1(penalised)
+                r1_loss = penalty + 0.0
+            grads = tape.gradient(r1_loss, d_vars)
+            if wrong != "outside_tape_none":  # the logit's bias has no gradient: a zero one
+                grads = [tf.zeros(v.shape) if g is None else g for g, v in zip(grads, d_vars)]
+            self.d_optimizer.apply_gradients(zip(grads, d_vars))
+        if wrong != "same_latents":
+            latent = self.sample_latent(batch_size)
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(latent, training=True), training=True)
+            if wrong == "minimax":
+                g_loss = -tf.reduce_mean(tf.nn.softplus(fake_logits))
+            else:
+                g_loss = tf.reduce_mean(tf.nn.softplus(-fake_logits))
+        g_vars = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, g_vars), g_vars))
+        if wrong != "uncounted":
+            self.step.assign_add(1)
+        return {"d_loss": d_loss, "g_loss": g_loss}
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (None, "correct: 06.stylegan_train_step"),
+    # Due and not due: R1 on the second step too (or on every step, the counter never moving).
+    ("every_step", "R1 was applied on a step where it was not due"),
+    ("uncounted", "R1 was applied on a step where it was not due"),
+    # R1 never due in the two steps (a counter off by one), or computed where no tape sees it.
+    ("late", "R1 did not train D on step t = 0"),
+    ("outside_tape", "R1 did not train D on step t = 0"),
+    ("outside_tape_none", "the R1 penalty did not reach D's weights"),
+    ("no_interval", "R1 is missing the lazy factor"),
+    ("at_fakes", "R1 was taken at the fakes"),
+    ("in_main", "R1 was added to D's main loss"),
+    ("minimax", "G descends the minimax loss"),
+    # The draws are counted per step, apart from the scaffold's own draw in track_w_avg.
+    ("same_latents", "called self.sample_latent 1 time(s); it must call it 2 times"),
+])
+def test_the_stylegan_step_and_its_mistakes(mistake, hint, capsys):
+    cls = learner_with_base(LearnerStyleGAN, mistake) if mistake else LearnerStyleGAN
+    assert course.check("06.stylegan_train_step", cls) is (mistake is None)
+    out = capsys.readouterr().out
+    assert hint in out, out
+    assert out.count("\n") == 1  # one line, no traceback
+
+
+def test_the_stylegan_check_takes_a_step_with_r1_due_and_one_without():
+    """Two steps from t = 0 with r1_interval > 1: R1 is due on the first, not on the second, so
+    R1 on every step, on none, or unscaled each leave D's weights elsewhere; every mistake's
+    replay differs from the right step and from every other replay (else a hint could be wrong)."""
+    exercise = course_steps.STEP_EXERCISES["06.stylegan_train_step"]
+    setup = exercise.setup()
+    assert setup["steps"] == 2 and course_steps.STYLEGAN_R1_INTERVAL > 2
+    right = course_steps._plain_stylegan_step(setup)
+    assert course_steps.first_difference(exercise.reference(setup), right) is None
+    replays = [mistake.step(setup) for mistake in exercise.mistakes]
+    for index, (mistake, replay) in enumerate(zip(exercise.mistakes, replays)):
+        assert course_steps.first_difference(right, replay) is not None, mistake.hint
+        for other, other_replay in zip(exercise.mistakes[index + 1:], replays[index + 1:]):
+            assert course_steps.first_difference(replay, other_replay) is not None, (mistake.hint, other.hint)
+
+
+def test_the_notebooks_stylegan_answer_passes(capsys):
+    """The answer cell of notebook 06, executed as the notebook runs it, passes the check."""
+    import json
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "notebooks", "06_stylegan.ipynb"), encoding="utf-8") as handle:
+        cells = json.load(handle)["cells"]
+    source = next("".join(c["source"]) for c in cells
+                  if c["cell_type"] == "code" and "class MyStyleGAN" in "".join(c["source"]))
+    namespace = {"keras": keras, "tf": tf, "SEED": 0}
+    exec(source, namespace)
+    assert course.check("06.stylegan_train_step", namespace["MyStyleGAN"]) is True
+    assert "correct: 06.stylegan_train_step" in capsys.readouterr().out
+
+
+def test_the_unwritten_stylegan_scaffold_says_not_yet(capsys):
+    class Unwritten(LearnerStyleGAN):  # the student version: given lines, then the raise
+        def train_step(self, real):
+            self.track_w_avg(tf.shape(real)[0])
+            raise NotImplementedError()
+
+    assert course.check("06.stylegan_train_step", Unwritten) is False
+    assert capsys.readouterr().out.startswith("not yet: 06.stylegan_train_step")
+
+
+def test_notebook_06s_one_line_exercises_are_headed_as_warm_ups():
+    """06.truncate and 06.mix_styles earn no points (course.Exercise.warm_up): their headings say
+    so, and the step exercise is the notebook's graded training exercise."""
+    import json
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "notebooks", "06_stylegan.ipynb"), encoding="utf-8") as handle:
+        prose = ["".join(c["source"]) for c in json.load(handle)["cells"] if c["cell_type"] == "markdown"]
+    for heading in ("**Exercise 6.2 (warm-up, not graded): truncation.**",
+                    "**Exercise 6.3 (warm-up, not graded): style mixing.**"):
+        assert any(cell.startswith(heading) for cell in prose), heading
+    assert course.EXERCISES["06.truncate"].warm_up and course.EXERCISES["06.mix_styles"].warm_up

@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from kerasgan import student
+from kerasgan import course, student
 from kerasgan.errors import ConfigError
 from tests.cli_helpers import assert_one_clear_line
 from tests.notebooks.test_notebooks import ROOT, smoke_env  # noqa: F401  (a fixture)
@@ -64,6 +64,14 @@ def exercise_ids(path):
     return re.findall(r'course\.check\(\s*"([0-9]{2}\.[a-z0-9_]+)"', source)
 
 
+def experiment_ids(path):
+    """The experiment ids a teacher's notebook checks, e.g. ["04.gp_weight", "04.n_critic"]."""
+    import re
+
+    source = "\n".join(c.source for c in nbformat.read(path, 4).cells if c.cell_type == "code")
+    return re.findall(r'course\.check_experiment\(\s*"([0-9]{2}\.[a-z0-9_]+)"', source)
+
+
 EXERCISE_NOTEBOOKS = [path for path in NOTEBOOKS if exercise_ids(path)]
 
 
@@ -81,12 +89,39 @@ def test_answer_and_check_cells_carry_nbgrader_metadata():
 @pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=os.path.basename)
 def test_every_exercise_has_a_marked_answer_and_a_locked_check(path):
     notebook = nbformat.read(path, 4)
-    metadata = [c.metadata["nbgrader"] for c in notebook.cells if "nbgrader" in c.metadata]
+    metadata = [c.metadata["nbgrader"] for c in notebook.cells
+                if "nbgrader" in c.metadata and c.cell_type == "code"]
     answers = [m for m in metadata if m.get("solution")]
     checks = [m for m in metadata if m.get("locked") and m.get("grade")]
-    # 2-4 exercises per notebook, each with an answer cell and a graded, locked check cell.
-    assert 2 <= len(exercise_ids(path)) <= 4
-    assert len(answers) == len(checks) == len(exercise_ids(path))
+    warm_up_checks = [m for m in metadata if m.get("locked") and not m.get("grade")]
+    ids = exercise_ids(path)
+    warm_ups = [i for i in ids if i in course.EXERCISES and course.EXERCISES[i].warm_up]
+    experiments = experiment_ids(path)
+    training_checks = [c for c in notebook.cells
+                       if c.cell_type == "code" and "course.check_training(" in c.source]
+    # 2-4 exercises per notebook, each with an answer cell and a locked check cell: graded, or
+    # (a warm-up) not graded; any experiments, each with an answer cell and a graded check; and
+    # any training checks (graded, of a class an exercise wrote).
+    assert 2 <= len(ids) <= 4
+    assert len(answers) == len(ids) + len(experiments)
+    assert len(checks) == len(ids) - len(warm_ups) + len(experiments) + len(training_checks)
+    assert all(c.metadata["nbgrader"] == student.nbgrader_test_metadata("02_dcgan_training_check")
+               for c in training_checks)
+    assert [m["grade_id"] for m in warm_up_checks] == [
+        i.replace(".", "_") + "_check" for i in warm_ups
+    ]
+
+
+def test_a_warm_ups_check_is_locked_but_earns_no_points():
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"),
+        nbformat.v4.new_code_cell('assert course.check("02.to_uint8", f)'),
+        nbformat.v4.new_code_cell("def g(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"),
+        nbformat.v4.new_code_cell('assert course.check("02.slerp", g)'),
+    ])
+    student.mark_exercise_cells(notebook)
+    assert notebook.cells[1].metadata["nbgrader"] == student.nbgrader_locked_metadata("02_to_uint8_check")
+    assert notebook.cells[3].metadata["nbgrader"] == student.nbgrader_test_metadata("02_slerp_check")
 
 
 def test_marking_is_idempotent_and_ignores_prose():

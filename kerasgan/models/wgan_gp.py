@@ -19,7 +19,9 @@ functions estimates the distance, and G minimises it: `L_G = -E[C(G(z))]`
 **Keeping C 1-Lipschitz.** WGAN clipped every weight to `[-c, c]`, which pushes the critic
 towards very simple functions and makes its gradients explode or vanish depending on `c`. The
 optimal critic has gradient norm 1 almost everywhere on the lines between real and generated
-samples, so WGAN-GP penalises the deviation there instead:
+samples paired by the optimal coupling (Gulrajani et al.'s Proposition 1). That coupling is
+unknown, so WGAN-GP pairs them at random, a heuristic, and penalises the deviation from 1 on
+those lines instead:
 
     L_C = E[C(G(z))] - E[C(x)] + lambda * E[(||grad_x_hat C(x_hat)||_2 - 1)^2],
     x_hat = eps * x + (1 - eps) * G(z),   eps ~ U[0, 1] per example,
