@@ -59,18 +59,23 @@ def restored_weights(run):
 
 
 class PoisonWeights(keras.callbacks.Callback):
-    """Turns a generator weight into NaN after `step` (0-based) of epoch `epoch` (1-based)."""
+    """Turns a generator weight into NaN after `step` (0-based) of epoch `epoch` (1-based).
+
+    With several steps per call (DCGAN's default on a CPU), Keras calls the batch hooks once
+    per call, naming its last step: the weight is poisoned after the call that ran `step`.
+    """
 
     def __init__(self, epoch, step=0):
         super().__init__()
-        self.epoch, self.step, self.current = epoch, step, None
+        self.epoch, self.step, self.current, self.done = epoch, step, None, False
 
     def on_epoch_begin(self, epoch, logs=None):
         self.current = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.step if self.step >= 0 else self.params["steps"] + self.step
-        if self.current == self.epoch and batch == step:
+        if self.current == self.epoch and batch >= step and not self.done:
+            self.done = True
             kernel = self.model.generator.trainable_variables[0]
             kernel.assign(np.full(kernel.shape, np.nan, "float32"))
 
