@@ -1,6 +1,7 @@
 """Reusable building blocks, one module per family (see each module's docstring)."""
 
 from kerasgan.layers.attention import SelfAttention2D
+from kerasgan.layers.augment import DiffAugment
 from kerasgan.layers.normalization import (
     AdaIN,
     ConditionalBatchNormalization,
@@ -24,6 +25,7 @@ from kerasgan.layers.style import (
 __all__ = [
     "AdaIN",
     "ConditionalBatchNormalization",
+    "DiffAugment",
     "EqualizedConv2D",
     "EqualizedDense",
     "MappingNetwork",

@@ -672,14 +672,6 @@ class BigGAN(ConditionalGAN):
         logs["d_fake"] = losses.discriminator_probability(fake_logits)
         return self.update_trackers(logs)
 
-    # === The moving average ===
-
-    def current_ema_decay(self):
-        """`min(ema_decay, (1 + t) / (10 + t))` after G's `t`-th step: a short average at first,
-        so early samples are not a blur of the initial weights, then `ema_decay`."""
-        step = ops.cast(self.g_optimizer.iterations, "float32")
-        return ops.minimum(float(self.ema_decay), (1.0 + step) / (10.0 + step))
-
     # === Sampling (labels as in `ConditionalGAN.class_labels`) ===
 
     def generate(self, n, *, seed=None, labels=None, truncation=None, batch_size=256):

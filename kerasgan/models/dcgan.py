@@ -43,6 +43,10 @@ comments carry these numbers:
    training, where the minimax loss saturates (notebook 01).
 5. When `ema_decay` is set (not in the paper), move the moving average of G's weights, which
    samples and exports then use, towards G.
+
+Not in the paper either, and off unless asked for: `augmentation` shows D every image of steps 3
+and 4, real and fake, through the same random differentiable transformations (DiffAugment,
+`kerasgan.layers.augment`), which keeps D from memorising a small training set.
 6. Report the mean losses and D's mean probabilities `D(x)` and `D(G(z))`.
 
 These are the losses of the default `compile(loss="non_saturating")`; another name from
@@ -71,11 +75,11 @@ PAPER_KERNEL_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 0.0
 CONFIGS = {
     "default": {
         "latent_dim": 100, "generator_width": 128, "discriminator_width": 64,
-        "kernel_initializer": KERNEL_INITIALIZER,
+        "kernel_initializer": KERNEL_INITIALIZER, "ema_decay": None, "augmentation": None,
     },
     "tiny": {
         "latent_dim": 8, "generator_width": 16, "discriminator_width": 8,
-        "kernel_initializer": KERNEL_INITIALIZER,
+        "kernel_initializer": KERNEL_INITIALIZER, "ema_decay": None, "augmentation": None,
     },
 }
 
@@ -259,6 +263,9 @@ class DCGAN(GAN):
         >>> gan.fit(kerasgan.datasets.training_pipeline(ds, 64), epochs=20)
     """
 
+    # Step 3 and 4 show D its images through `augment` (DiffAugment, when asked for).
+    supports_augmentation = True
+
     @classmethod
     def from_preset(cls, preset="default", image_size=28, channels=1, seed=None, **overrides):
         """Build a DCGAN from a named configuration in `CONFIGS` (with optional overrides).
@@ -268,8 +275,9 @@ class DCGAN(GAN):
             image_size: image height and width.
             channels: image channels.
             seed: seed of the training-time latent stream.
-            **overrides: `latent_dim`, `generator_width`, `discriminator_width` or
-                `kernel_initializer` (e.g. `PAPER_KERNEL_INITIALIZER`, the paper's N(0, 0.02)).
+            **overrides: `latent_dim`, `generator_width`, `discriminator_width`,
+                `kernel_initializer` (e.g. `PAPER_KERNEL_INITIALIZER`, the paper's N(0, 0.02)),
+                `ema_decay` or `augmentation` (see `GAN`).
         """
         config = preset_config(CONFIGS, preset, overrides, "DCGAN")
         generator = build_generator(
@@ -280,7 +288,10 @@ class DCGAN(GAN):
             image_size, channels, config["discriminator_width"],
             kernel_initializer=config["kernel_initializer"],
         )
-        return cls(generator, discriminator, latent_dim=config["latent_dim"], seed=seed)
+        return cls(
+            generator, discriminator, latent_dim=config["latent_dim"], seed=seed,
+            ema_decay=config["ema_decay"], augmentation=config["augmentation"],
+        )
 
     def train_step(self, data):
         # 1. A minibatch of real images; labels, if the dataset has them, are not used.
@@ -291,10 +302,11 @@ class DCGAN(GAN):
         fake = self.generator(self.sample_latent(batch_size), training=True)
 
         # 3. Discriminator: real up, fake down. Averaged over the global batch (right under
-        #    tf.distribute), plus the weight penalties D's layers add.
+        #    tf.distribute), plus the weight penalties D's layers add. (`augment` passes the
+        #    images through unchanged unless the model was given a DiffAugment policy.)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real, training=True)
-            fake_logits = self.discriminator(fake, training=True)
+            real_logits = self.discriminator(self.augment(real), training=True)
+            fake_logits = self.discriminator(self.augment(fake), training=True)
             d_per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
             d_loss = global_batch_mean(d_per_example) + regularization_loss(self.discriminator)
         minimize(tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
@@ -305,7 +317,7 @@ class DCGAN(GAN):
         with tf.GradientTape() as tape:
             fake = self.generator(latent, training=True)
             g_per_example = self.adversarial_loss.generator_loss(
-                self.discriminator(fake, training=True)
+                self.discriminator(self.augment(fake), training=True)
             )
             g_loss = global_batch_mean(g_per_example) + regularization_loss(self.generator)
         minimize(tape, g_loss, self.g_optimizer, self.generator.trainable_variables)

@@ -47,6 +47,7 @@ from keras import ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError
+from kerasgan.layers.augment import DiffAugment
 
 
 def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999):
@@ -175,6 +176,9 @@ class GAN(keras.Model):
         seed: seed of the model's own random stream (latents drawn inside `train_step`).
         ema_decay: when set (e.g. 0.999), keep `generator_ema`, an exponential moving average
             of G's weights updated after every generator step, and sample from it.
+        augmentation: for models whose step calls `augment` (`supports_augmentation`): a
+            `DiffAugment` policy such as `"translation,cutout"`, applied to every image D
+            sees in training, real and fake; None for none.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Call arguments:
@@ -197,11 +201,20 @@ class GAN(keras.Model):
     # for the generator's and the discriminator's optimizers.
     default_loss = "non_saturating"
     default_adam_settings = ({}, {})
+    # Whether the subclass's own step shows D its images through `augment` (DiffAugment).
+    supports_augmentation = False
 
     def __init__(
-        self, generator, discriminator, latent_dim=None, seed=None, ema_decay=None, **kwargs
+        self, generator, discriminator, latent_dim=None, seed=None, ema_decay=None,
+        augmentation=None, **kwargs,
     ):
         super().__init__(**kwargs)
+        if augmentation is not None and not self.supports_augmentation:
+            raise ConfigError(
+                f"{type(self).__name__} does not take an augmentation: its step shows D the "
+                "images as they are"
+            )
+        self.augmentation = None if augmentation is None else DiffAugment(augmentation, seed=seed)
         self.generator = generator
         self.discriminator = discriminator
         self.ema_decay = ema_decay
@@ -303,6 +316,13 @@ class GAN(keras.Model):
         """Draw latent vectors from the model's own seeded stream (traced once, reproducible)."""
         return keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
 
+    def augment(self, images):
+        """The images as D sees them in training: through the model's `DiffAugment` when it
+        has one, unchanged otherwise."""
+        if self.augmentation is None:
+            return images
+        return self.augmentation(images, training=True)
+
     def apply_update_if(self, condition, gradients, optimizer, variables):
         """Let `optimizer` apply `gradients` only when the traced boolean `condition` holds
         (a lazily regularised step, e.g. StyleGAN's R1).
@@ -359,8 +379,11 @@ class GAN(keras.Model):
                 update(average, weight, weight.trainable)
 
     def current_ema_decay(self):
-        """The decay of this step's EMA update: `ema_decay` (subclasses may warm it up)."""
-        return self.ema_decay
+        """`min(ema_decay, (1 + t) / (10 + t))` after G's `t`-th update: a short average at
+        first, so that early samples are not a blur of the initial weights, then `ema_decay`
+        (subclasses may ramp it up their own way)."""
+        step = ops.cast(self.g_optimizer.iterations, "float32")
+        return ops.minimum(float(self.ema_decay), (1.0 + step) / (10.0 + step))
 
     @property
     def sampling_generator(self):
@@ -446,6 +469,8 @@ class GAN(keras.Model):
             seed=self.seed,
             ema_decay=self.ema_decay,
         )
+        if self.supports_augmentation:
+            config["augmentation"] = self.augmentation.policy if self.augmentation else None
         return config
 
     @classmethod

@@ -111,6 +111,7 @@ CONFIGS = {
         "normalization": None,
         "n_critic": 5,
         "gp_weight": 10.0,
+        "ema_decay": None,
     },
     "tiny": {
         "latent_dim": 8,
@@ -119,6 +120,7 @@ CONFIGS = {
         "normalization": None,
         "n_critic": 2,
         "gp_weight": 10.0,
+        "ema_decay": None,
     },
 }
 
@@ -214,7 +216,7 @@ class WGANGP(GAN):
             channels: image channels.
             seed: seed of the training-time random stream.
             **overrides: any key of the preset (`latent_dim`, `generator_width`,
-                `critic_width`, `normalization`, `n_critic`, `gp_weight`).
+                `critic_width`, `normalization`, `n_critic`, `gp_weight`, `ema_decay`).
         """
         config = preset_config(CONFIGS, preset, overrides, "WGAN-GP")
         generator = dcgan.build_generator(
@@ -226,6 +228,7 @@ class WGANGP(GAN):
         return cls(
             generator, critic, latent_dim=config["latent_dim"], seed=seed,
             n_critic=config["n_critic"], gp_weight=config["gp_weight"],
+            ema_decay=config["ema_decay"],
         )
 
     # === Training setup: the paper's optimizers and loss ===

@@ -67,26 +67,49 @@ def test_generator_output_is_float32_under_mixed_bfloat16():
     assert gan.discriminator(np.zeros((2, 28, 28, 1), "float32")).dtype == "float32"
 
 
-class TestDCGANWithEMA(GANBattery):
-    """The battery with a moving-average generator: samples and exports come from it."""
+class TestDCGANWithEMAAndAugmentation(GANBattery):
+    """The battery with a moving-average generator, from which samples and exports come, and
+    DiffAugment in the step: reproducible, resumable, saved and exported all the same."""
 
     def build_gan(self, seed=0):
         gan = DCGAN.from_preset("tiny", seed=seed)
-        return DCGAN(gan.generator, gan.discriminator, seed=seed, ema_decay=0.9)
+        return DCGAN(
+            gan.generator, gan.discriminator, seed=seed, ema_decay=0.9,
+            augmentation="color,translation,cutout",
+        )
 
 
-def test_ema_update_follows_the_formula():
+def test_ema_update_follows_the_formula_with_its_warm_up():
     import tensorflow as tf
 
-    gan = DCGAN.from_preset("tiny", seed=0)
-    gan = DCGAN(gan.generator, gan.discriminator, ema_decay=0.75)
+    gan = DCGAN.from_preset("tiny", seed=0, ema_decay=0.75)
     gan.compile()
     before = [w.numpy().copy() for w in gan.generator_ema.weights]
     gan.fit(tf.data.Dataset.from_tensor_slices(np.zeros((8, 28, 28, 1), "float32")).batch(8), verbose=0)
+    decay = min(0.75, (1 + 1) / (10 + 1))  # after G's first update: a short average
     for average, old, weight in zip(gan.generator_ema.weights, before, gan.generator.weights):
-        expected = 0.75 * old + 0.25 * weight.numpy() if weight.trainable else weight.numpy()
+        expected = decay * old + (1 - decay) * weight.numpy() if weight.trainable else weight.numpy()
         np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-6)
     assert gan.sampling_generator is gan.generator_ema
+    gan.g_optimizer.iterations.assign(10_000)  # past the warm-up: the decay asked for
+    assert float(gan.current_ema_decay()) == pytest.approx(0.75)
+
+
+def test_preset_options_reach_the_model_and_its_config():
+    gan = DCGAN.from_preset("tiny", ema_decay=0.99, augmentation="translation")
+    config = gan.get_config()
+    assert config["ema_decay"] == 0.99 and config["augmentation"] == "translation"
+    revived = DCGAN.from_config(config)
+    assert revived.augmentation.policy == "translation" and revived.generator_ema is not None
+    assert DCGAN.from_preset("tiny").augmentation is None
+
+
+def test_augmentation_is_refused_by_a_model_whose_step_does_not_use_it():
+    from kerasgan.models.conditional_gan import ConditionalGAN
+
+    gan = ConditionalGAN.from_preset("tiny")
+    with pytest.raises(ConfigError, match="augmentation"):
+        ConditionalGAN(gan.generator, gan.discriminator, augmentation="cutout")
 
 
 def test_ema_decay_out_of_range_is_a_clear_error():

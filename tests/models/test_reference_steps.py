@@ -92,14 +92,15 @@ def check_against_reference(gan, batch, reference, networks):
 # === The original GAN game, non-saturating (Goodfellow et al., 2014) ===
 
 
-def non_saturating_reference(gan, real, condition=None):
+def non_saturating_reference(gan, real, condition=None, augment=None):
     """Algorithm 1 of Goodfellow et al. with G's non-saturating loss, one D step per G step.
 
     D step: fresh z, fakes made outside the tape (D's update cannot reach G), real and fake
     batches through D separately (as the DCGAN reference code does, so batch norm sees each on
     its own), `L_D = -log D(x) - log(1 - D(G(z)))`. G step: fresh z, `L_G = -log D(G(z))`
     through the updated D. Conditional models (Mirza & Osindero) feed the real batch's labels
-    to both networks.
+    to both networks. With `augment` (DiffAugment, Zhao et al., 2020), D sees every image, real
+    or fake, in both steps, as `T(x)`.
     """
     G, D = gan.generator, gan.discriminator  # noqa: N806
     n = real.shape[0]
@@ -108,6 +109,8 @@ def non_saturating_reference(gan, real, condition=None):
         return G(z if condition is None else [z, condition], training=True)
 
     def d(x):
+        if augment is not None:
+            x = augment(x, training=True)
         return D(x if condition is None else [x, condition], training=True)
 
     z = keras.random.normal((n, gan.latent_dim), seed=gan.seed_generator)
@@ -135,6 +138,17 @@ def test_dcgan_step_is_the_non_saturating_game():
     real = images(4, 28, 1)
     check_against_reference(
         gan, real, lambda: non_saturating_reference(gan, real),
+        {"G": gan.generator, "D": gan.discriminator},
+    )
+
+
+def test_dcgan_step_with_diffaugment_shows_d_transformed_reals_and_fakes_in_both_steps():
+    gan = compiled(DCGAN.from_preset(
+        "tiny", image_size=28, channels=1, seed=0, augmentation="color,translation,cutout"
+    ))
+    real = images(4, 28, 1)
+    check_against_reference(
+        gan, real, lambda: non_saturating_reference(gan, real, augment=gan.augmentation),
         {"G": gan.generator, "D": gan.discriminator},
     )
 

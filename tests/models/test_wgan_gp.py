@@ -194,12 +194,13 @@ def test_the_critic_has_no_batch_norm():
 
 
 def test_settings_survive_a_keras_round_trip(tmp_path):
-    gan = WGANGP.from_preset("tiny", n_critic=3, gp_weight=5.0)
+    gan = WGANGP.from_preset("tiny", n_critic=3, gp_weight=5.0, ema_decay=0.99)
     gan.compile()
     path = str(tmp_path / "wgan.keras")
     gan.save(path)
     restored = keras.saving.load_model(path)
-    assert (restored.n_critic, restored.gp_weight) == (3, 5.0)
+    assert (restored.n_critic, restored.gp_weight, restored.ema_decay) == (3, 5.0, 0.99)
+    assert restored.sampling_generator is restored.generator_ema
     assert restored.adversarial_loss.name == "wasserstein"
 
 
