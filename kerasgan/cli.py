@@ -869,6 +869,11 @@ def add_stylize(subparsers):
         "offline demo with a fixed random-weight VGG19: weaker results), or the path of "
         "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5 (default: imagenet)",
     )
+    parser.add_argument(
+        "--precision", choices=("auto", "float32", "mixed_bfloat16"), default=None,
+        help="gatys: what VGG19 computes in; auto is mixed_bfloat16 on a CPU with AMX, "
+        "float32 elsewhere (default: auto)",
+    )
     for name, what in (("content", "content"), ("style", "style"), ("tv", "total-variation")):
         parser.add_argument(
             f"--{name}-weight", type=non_negative_float, metavar="W",
@@ -908,6 +913,8 @@ def _check_stylize_options(args):
             raise ConfigError(f"--alpha must be between 0 and 1, got {args.alpha}")
         if args.weights is not None:
             raise ConfigError("--weights is for --method gatys; an AdaIN model carries its encoder")
+        if args.precision is not None:
+            raise ConfigError("--precision is for --method gatys; an AdaIN model runs in one pass")
     elif args.model:
         raise ConfigError("--model is for --method adain")
 
@@ -995,6 +1002,7 @@ def run_stylize(args):
             content, style, image_size=size, steps=args.steps, optimizer=args.optimizer,
             content_weight=args.content_weight, style_weight=args.style_weight,
             tv_weight=args.tv_weight, weights=weights, seed=args.seed, progress=True,
+            precision=args.precision or "auto",
         )
         label = "random-weight VGG19" if weights == "random" else "VGG19"
         title = f"Gatys, {args.steps} {args.optimizer} steps, {label}"

@@ -68,7 +68,8 @@ from kerasgan.losses import (  # re-exported: st.gram_matrix etc. keep working
     style_statistics_loss,
     total_variation_loss,
 )
-from kerasgan.utils import is_offline, to_uint8
+from kerasgan.precision import resolve_policy
+from kerasgan.utils import dtype_policy, is_offline, to_uint8
 
 # Content from one deep layer, style from the first layer of every block. Gatys et al. take
 # the content from conv4_2 (`GATYS_CONTENT_LAYERS`); the default here is TensorFlow's
@@ -311,19 +312,22 @@ def _weights_key(weights):
 
 
 @functools.lru_cache(maxsize=3)
-def _cached_vgg19(weights_key):
-    return build_vgg19(weights_key)
+def _cached_vgg19(weights_key, policy):
+    with dtype_policy(policy):
+        return build_vgg19(weights_key)
 
 
-def vgg19_features(layer_names, weights="imagenet"):
+def vgg19_features(layer_names, weights="imagenet", policy=None):
     """A cached feature extractor: preprocessed images -> the listed VGG19 layers' activations.
 
-    The VGG19 behind it is built once per `weights` and shared by all extractors (it is never
-    trained), so repeated `stylize` calls do not rebuild or reload it.
+    The VGG19 behind it is built once per `weights` and dtype policy and shared by all
+    extractors (it is never trained), so repeated `stylize` calls do not rebuild or reload it.
 
     Args:
         layer_names: names of VGG19 layers, e.g. `("block1_conv1", "block5_conv2")`.
         weights: as in `build_vgg19`.
+        policy: the Keras dtype policy VGG19 computes in (`"float32"`, `"mixed_bfloat16"`,
+            ...); default: the global policy.
 
     Returns:
         A `keras.Model` returning a list of feature maps, one per name, in order.
@@ -331,12 +335,13 @@ def vgg19_features(layer_names, weights="imagenet"):
     Raises:
         ConfigError: a layer name that VGG19 does not have.
     """
-    return _cached_extractor(_weights_key(weights), tuple(layer_names))
+    policy = policy or keras.config.dtype_policy().name
+    return _cached_extractor(_weights_key(weights), tuple(layer_names), policy)
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_extractor(weights_key, layer_names):
-    vgg = _cached_vgg19(weights_key)
+def _cached_extractor(weights_key, layer_names, policy):
+    vgg = _cached_vgg19(weights_key, policy)
     known = [layer.name for layer in vgg.layers[1:]]
     unknown = [name for name in layer_names if name not in known]
     if unknown or not layer_names:
@@ -370,6 +375,7 @@ def stylize(
     weights="imagenet",
     seed=None,
     progress=True,
+    precision="auto",
 ):
     """Paint `content` in the style of `style` by gradient descent on the pixels (Gatys et al.).
 
@@ -401,6 +407,10 @@ def stylize(
         weights: VGG19 weights: `"imagenet"`, `"random"` or a path (see `build_vgg19`).
         seed: seed of the initial noise (`init="noise"`); the result is deterministic for a seed.
         progress: show a `keras.utils.Progbar`.
+        precision: what VGG19 computes in: `"float32"`, `"mixed_bfloat16"` or `"auto"`
+            (`stylize_precision`: bfloat16 on a CPU with AMX, where VGG19's convolutions are
+            most of a step and run several times faster; float32 elsewhere). The pixels, the
+            Gram matrices and the losses stay float32 either way.
 
     Returns:
         `(image, history)`: the stylised image as `uint8` `[H, W, 3]`, and a dict of lists
@@ -431,10 +441,11 @@ def stylize(
     if not content_layers:
         raise ConfigError("content_layers must name at least one VGG19 layer")
     layer_weights = _normalized_layer_weights(style_layers, style_layer_weights)
+    policy = stylize_precision(precision)
 
     content_image = resize_long_side(_as_float_batch(content), image_size)
     style_image = resize_long_side(_as_float_batch(style), image_size)
-    extractor = vgg19_features(style_layers + content_layers, weights)
+    extractor = vgg19_features(style_layers + content_layers, weights, policy=policy)
     objective = _gatys_objective(
         extractor,
         content_image,
@@ -463,6 +474,26 @@ def stylize(
 
 
 _LOSS_NAMES = ("total", "content", "style", "tv")
+STYLIZE_PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+
+
+def stylize_precision(precision="auto"):
+    """The dtype policy `stylize` runs VGG19 in: `"float32"` or `"mixed_bfloat16"`.
+
+    `"auto"` is `mixed_bfloat16` where `kerasgan.precision` would train in it (a CPU with AMX
+    and no GPU), float32 elsewhere: float16 on a GPU would need loss scaling for the pixels'
+    small gradients, and a GPU's float32 step is fast already.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    if precision not in STYLIZE_PRECISIONS:
+        raise ConfigError(
+            f"precision must be one of {', '.join(STYLIZE_PRECISIONS)}, got {precision!r}"
+        )
+    if precision == "auto":
+        return "mixed_bfloat16" if resolve_policy("auto") == "mixed_bfloat16" else "float32"
+    return precision
 
 
 def _gatys_objective(extractor, content_image, style_image, n_style, layer_weights, weights):

@@ -291,6 +291,21 @@ def import_tensorflow_quietly():
 
 
 @contextlib.contextmanager
+def dtype_policy(name):
+    """Build and run the body under Keras's dtype policy `name`, then restore the global one.
+
+    Keras layers take the global policy when they are built; this scopes it to the body.
+    """
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def float32_policy():
     """Run the body under Keras's float32 policy, then restore the global policy.
 
@@ -299,11 +314,4 @@ def float32_policy():
     checks (under bfloat16, two right steps that batch their images differently differ by
     rounding).
     """
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+    return dtype_policy("float32")

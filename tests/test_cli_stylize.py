@@ -42,6 +42,7 @@ def test_gatys_lbfgs_and_explicit_weights_to_a_jpeg(kerasgan, tmp_path):
     result = kerasgan(
         "stylize", STYLE, PHOTO, "--out", out, *FAST, "--optimizer", "lbfgs",
         "--style-weight", "1", "--content-weight", "1", "--tv-weight", "0",
+        "--precision", "mixed_bfloat16",
     )
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
@@ -120,6 +121,9 @@ def test_unusable_images(kerasgan, bad_files, tmp_path, case, fragment):
         (("--method", "adain"), "needs --model"),
         (("--method", "adain", "--model", "m.keras", "--alpha", "2"), "--alpha"),
         (("--model", "m.keras"), "--model is for --method adain"),
+        (("--method", "adain", "--model", "m.keras", "--precision", "float32"),
+         "--precision is for --method gatys"),
+        (("--precision", "float16"), "--precision"),
         (("--weights", "nowhere.h5"), "weights file not found"),
     ],
 )

@@ -184,6 +184,40 @@ def test_feature_extractors_are_cached():
     assert st.vgg19_features(layers, "random") is st.vgg19_features(layers, "random")
 
 
+def test_each_precision_gets_its_own_vgg19():
+    layers = ("block1_conv1",)
+    bf16 = st.vgg19_features(layers, "random", policy="mixed_bfloat16")
+    f32 = st.vgg19_features(layers, "random", policy="float32")
+    assert bf16 is not f32
+    assert bf16.get_layer("block1_conv1").compute_dtype == "bfloat16"
+    assert f32.get_layer("block1_conv1").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left alone
+
+
+def test_stylize_precision_auto_follows_the_machine_and_bad_values_are_refused(monkeypatch):
+    monkeypatch.setattr(st, "resolve_policy", lambda name: "mixed_bfloat16")
+    assert st.stylize_precision("auto") == "mixed_bfloat16"
+    for elsewhere in ("float32", "mixed_float16"):  # no AMX; a GPU
+        monkeypatch.setattr(st, "resolve_policy", lambda name, chosen=elsewhere: chosen)
+        assert st.stylize_precision("auto") == "float32"
+    assert st.stylize_precision("mixed_bfloat16") == "mixed_bfloat16"
+    with pytest.raises(ConfigError, match="precision must be one of"):
+        st.stylize_precision("mixed_float16")
+
+
+def test_bfloat16_features_give_the_float32_losses_within_five_percent():
+    content, style = _random_uint8((32, 32, 3), 8), _random_uint8((32, 32, 3), 9)
+    histories = {
+        precision: st.stylize(
+            content, style, image_size=32, steps=4, weights="random", init="noise", seed=0,
+            progress=False, precision=precision,
+        )[1]["total"]
+        for precision in ("float32", "mixed_bfloat16")
+    }
+    np.testing.assert_allclose(histories["mixed_bfloat16"], histories["float32"], rtol=0.05)
+    assert histories["float32"][-1] < histories["float32"][0]
+
+
 # === Weights: one clear line when they are missing ===
 
 
