@@ -33,7 +33,6 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from kerasgan import datasets, evaluation, recipes, training  # noqa: E402
@@ -55,13 +54,12 @@ def real_images(recipe):
     return datasets.load(recipe.dataset, source="embedded")
 
 
-def _images_only(real):
-    """The images of a loader's result: an array, `(images, labels)` arrays, or a dataset."""
-    if isinstance(real, (tuple, list)):
-        return np.asarray(real[0])
-    if hasattr(real, "as_numpy_iterator"):
-        return np.stack([e[0] if isinstance(e, tuple) else e for e in real.as_numpy_iterator()])
-    return np.asarray(real)
+def class_accuracy(gan, judge, n, seed):
+    """The share of `n` class-conditional samples (labels 0-9 in turn) the judge reads as the
+    class they were asked for."""
+    labels = np.arange(n) % gan.num_classes
+    images = gan.generate(n, seed=seed, labels=labels)
+    return float(np.mean(np.asarray(judge.classify(images)).argmax(axis=1) == labels))
 
 
 def not_applicable(recipe, gan):
@@ -85,8 +83,14 @@ def keep_pictures(run_dir, name, images_dir):
             print(f"wrote {os.path.join(images_dir, target)}", file=sys.stderr)
 
 
-def benchmark(name, budget, n, seed, judge, images_dir=None):
-    """One table row for model `name` (a dict), or a row with a note."""
+def benchmark(
+    name, budget, n, seed, judge, images_dir=None, preset="default", picture_name=None,
+    precision="auto",
+):
+    """One table row for model `name` (a dict), or a row with a note.
+
+    `preset` is the model's configuration, `precision` its policy (as `--precision`);
+    `picture_name` names the kept pictures (default: the model's name)."""
     try:
         recipe = recipes.get_recipe(name)
     except Exception as error:  # a model still being written, or a missing dependency
@@ -94,10 +98,10 @@ def benchmark(name, budget, n, seed, judge, images_dir=None):
     with tempfile.TemporaryDirectory(prefix=f"quality-{name}-") as run_dir:
         summary = training.train(
             name, data="embedded", epochs=EPOCHS, time_budget=budget, output=run_dir,
-            export=False, seed=seed, verbose=0,
+            export=False, seed=seed, verbose=0, preset=preset, precision_policy=precision,
         )
         if images_dir:
-            keep_pictures(run_dir, name, images_dir)
+            keep_pictures(run_dir, picture_name or name, images_dir)
     row = {
         "model": name,
         "budget": budget,
@@ -108,14 +112,14 @@ def benchmark(name, budget, n, seed, judge, images_dir=None):
     reason = not_applicable(recipe, summary.gan)
     if reason:
         return {**row, "note": reason}
-    real, fake = real_images(recipe), summary.gan.generate
-    if recipe.dataset in INK_DATASETS:
-        real = evaluation.ink_images(_images_only(real))
-        fake = lambda count, seed=None: evaluation.ink_images(  # noqa: E731
-            keras.ops.convert_to_numpy(summary.gan.generate(count, seed=seed))
-        )
+    real, fake = evaluation.judged_sources(
+        real_images(recipe), summary.gan.generate, ink=recipe.dataset in INK_DATASETS, seed=seed
+    )
     results = evaluation.evaluate(real, fake, judge, n=n, metrics=("fid", "kid"), seed=seed)
-    return {**row, "fd_judge": results["fid"], "kid": results["kid"], "kid_std": results["kid_std"]}
+    row = {**row, "fd_judge": results["fid"], "kid": results["kid"], "kid_std": results["kid_std"]}
+    if recipe.with_labels and recipe.dataset in DIGIT_DATASETS:
+        row["class_accuracy"] = class_accuracy(summary.gan, judge, n, seed)
+    return row
 
 
 def format_table(rows, n):
@@ -130,7 +134,11 @@ def format_table(rows, n):
             f"{row['images_per_second']:>9,.0f}"
         )
         if "fd_judge" in row:
-            lines.append(f"{start} {row['fd_judge']:>9.2f}  {row['kid']:.4f} ± {row['kid_std']:.4f}")
+            asked = (f"  class as asked {row['class_accuracy']:.1%}"
+                     if "class_accuracy" in row else "")
+            lines.append(
+                f"{start} {row['fd_judge']:>9.2f}  {row['kid']:.4f} ± {row['kid_std']:.4f}{asked}"
+            )
         else:
             lines.append(f"{start} {'n/a':>9}  {row['note']}")
     return "\n".join(lines)

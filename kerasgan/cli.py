@@ -779,10 +779,7 @@ def _real_images(args, dataset_name, channels, image_size):
         real = datasets.load(dataset_name, source=args.data, image_size=image_size, channels=channels)
     else:
         real = datasets.load(args.data, image_size=image_size, channels=channels)
-    count = int(real.cardinality())
-    if count > 0:  # a fixed random subset, not the first N (files and tfds shards are ordered)
-        real = real.shuffle(min(count, 20_000), seed=args.seed, reshuffle_each_iteration=False)
-    return real, count
+    return datasets.in_fixed_random_order(real, seed=args.seed), int(real.cardinality())
 
 
 def format_results(results):

@@ -849,6 +849,25 @@ def training_pipeline(
     return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
 
 
+def in_fixed_random_order(dataset, seed=0, buffer=20_000):
+    """A finite dataset, shuffled once under `seed`: its first N elements are then a sample.
+
+    Files are often ordered (the embedded MNIST sample by class, 500 zeros first; tfds splits by
+    shard), so "the first 2,000 real images" of a loaded dataset can hold a few classes only, and
+    a generator that draws all ten digits would be judged against four. Every epoch gives the same
+    order (`reshuffle_each_iteration=False`), so a comparison sees the same real images each time.
+
+    Args:
+        dataset: an unbatched `tf.data.Dataset`; an infinite or unknown-size one is returned
+            shuffled within `buffer` elements.
+        seed: the order's seed.
+        buffer: the most elements held for shuffling (all of them when the dataset is smaller).
+    """
+    count = int(dataset.cardinality())
+    size = min(count, buffer) if count > 0 else buffer
+    return dataset.shuffle(size, seed=seed, reshuffle_each_iteration=False)
+
+
 def augmented(dataset, augment, seed=None):
     """`dataset` with a random augmentation applied, drawn anew on every pass over it.
 

@@ -53,7 +53,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerasgan.datasets import data_dir
+from kerasgan.datasets import data_dir, in_fixed_random_order
 from kerasgan.errors import ConfigError, DataError
 from kerasgan.utils import float32_policy, is_offline, notice
 
@@ -158,6 +158,36 @@ def ink_images(images):
     largest = distance.max(axis=(1, 2), keepdims=True)
     ink = np.where(largest > 1e-3, distance / np.maximum(largest, 1e-3), 0.0)
     return (2.0 * ink - 1.0)[..., None].astype("float32")
+
+
+def judged_sources(real, generate, *, ink=False, seed=0):
+    """The `(real, fake)` pair to score a trained generator with (`evaluate`, `fid`, ...).
+
+    Args:
+        real: the model's real images: an unbatched dataset (e.g. `datasets.load(...)`, whose
+            elements may be `(image, label)` pairs) or an array.
+        generate: the generator's sampler, `fn(count, seed=None) -> images` (e.g.
+            `gan.generate`).
+        ink: judge coloured digits by their ink (`ink_images`), real and generated alike.
+        seed: the fixed random order of a dataset's real images.
+
+    Returns:
+        `(real, fake)`: a dataset in a fixed random order (`datasets.in_fixed_random_order`:
+        the embedded MNIST sample is ordered by class, so its first 2,000 images are four
+        classes) or an array; and a sampler.
+    """
+    if isinstance(real, tf.data.Dataset):
+        real = in_fixed_random_order(real, seed)
+    if not ink:
+        return real, generate
+    if isinstance(real, tf.data.Dataset):
+        real = np.stack([_select_images(element) for element in real.as_numpy_iterator()])
+    real = ink_images(real)
+
+    def fake(count, seed=None):
+        return ink_images(keras.ops.convert_to_numpy(generate(count, seed=seed)))
+
+    return real, fake
 
 
 def _is_int(value):

@@ -366,3 +366,35 @@ def test_ink_ignores_the_colour_pair_and_treats_a_flat_image_as_background():
 def test_ink_refuses_grayscale_images():
     with pytest.raises(DataError, match="RGB"):
         evaluation.ink_images(np.zeros((2, 8, 8, 1), "uint8"))
+
+
+# === Judging a trained generator: a sample of the real images, coloured digits by their ink ===
+
+
+def test_judged_sources_take_a_sample_of_every_class_not_the_files_first_images():
+    real = datasets.load("mnist", source="embedded", with_labels=True)
+    assert {int(label) for _, label in real.take(500).as_numpy_iterator()} == {0}  # the trap
+
+    def generate(count, seed=None):
+        return np.zeros((count, 28, 28, 1), "float32")
+
+    sampled, fake = evaluation.judged_sources(real, generate, seed=0)
+    first = [int(label) for _, label in sampled.take(500).as_numpy_iterator()]
+    assert set(first) == set(range(10)) and fake is generate
+    again, _ = evaluation.judged_sources(real, generate, seed=0)
+    assert [int(label) for _, label in again.take(500).as_numpy_iterator()] == first
+
+
+def test_judged_sources_read_coloured_digits_by_their_ink_on_both_sides():
+    colored, _ = datasets.colored_mnist_arrays()
+    real = datasets.from_arrays(colored[:40])
+
+    def generate(count, seed=None):
+        return colored[:count].astype("float32") / 127.5 - 1.0
+
+    ink_real, ink_fake = evaluation.judged_sources(real, generate, ink=True, seed=0)
+    assert ink_real.shape == (40, 28, 28, 1) and ink_fake(3).shape == (3, 28, 28, 1)
+    np.testing.assert_allclose(ink_fake(3), evaluation.ink_images(colored[:3]), atol=1e-5)
+    assert sorted(ink_real.mean(axis=(1, 2, 3))) == pytest.approx(
+        sorted(evaluation.ink_images(colored[:40]).mean(axis=(1, 2, 3))), abs=1e-5
+    )
