@@ -71,7 +71,7 @@ def cyclegan_row(name, budget, seed, judge):
     a = np.stack(list(datasets.from_arrays(digits, image_size=32, channels=1).as_numpy_iterator()))
     translated = summary.gan.translate(a, "a2b")
     accuracy = float(np.mean(judge.classify(translated).argmax(axis=1) == labels))
-    real = datasets.load("mnist", source="embedded")
+    real = datasets.in_fixed_random_order(datasets.load("mnist", source="embedded"), seed)
     fd = evaluation.evaluate(real, translated, judge, n=len(translated), metrics=("fid",), seed=seed)
     return {"steps": summary.steps, "images_per_second": summary.images_per_second,
             "accuracy": accuracy, "fd_judge": fd["fid"]}

@@ -1,0 +1,125 @@
+"""Quality levers against the same wall-clock budget: which preset options buy quality per second.
+
+    python benchmarks/levers.py --model dcgan --levers baseline ema augment ema+augment
+    python benchmarks/levers.py --model wgan-gp --levers baseline ema ema+n_critic=2 --budget 120
+    python benchmarks/levers.py --model dcgan --levers baseline ema --images /tmp/grids
+
+Each lever is a set of preset options (`LEVERS`, joined with `+`; `key=value` sets any option
+of the model's preset, e.g. `n_critic=2`, and `precision=float32` the run's precision policy). For every lever and seed, the model is trained exactly
+as `benchmarks/quality.py` trains it (`python -m kerasgan train MODEL --data embedded
+--time-budget BUDGET`, precision `auto`) with the lever's options on top of the default preset,
+and its samples are judged by the offline judge (FD-judge, lower is better). Seeds alternate
+order per round, so a change of load on the machine slows every lever alike. The table gives the
+median and range of FD-judge over seeds; a lever "wins" when its worst seed beats the baseline's
+median. The figures, with their machine and date, are in benchmarks/README.md.
+"""
+
+import argparse
+import ast
+import os
+import statistics
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import importlib  # noqa: E402
+
+import quality  # noqa: E402
+
+from kerasgan import course, evaluation, recipes  # noqa: E402
+
+# Named levers: preset options on top of the model's default preset.
+LEVERS = {
+    "baseline": {},
+    # The generator's moving average (sampled and exported), warmed up over the first steps.
+    "ema": {"ema_decay": 0.999},
+    "ema0.99": {"ema_decay": 0.99},
+    # DiffAugment (Zhao et al., 2020) on every image D sees.
+    "augment": {"augmentation": "translation,cutout"},
+    "augment-color": {"augmentation": "color,translation,cutout"},
+    # The precision policy (`auto` is mixed_bfloat16 on a CPU with AMX).
+    "float32": {"precision": "float32"},
+    "bfloat16": {"precision": "mixed_bfloat16"},
+}
+
+
+def lever_options(spec):
+    """`"ema+n_critic=2"` -> `{"ema_decay": 0.999, "n_critic": 2}` (`precision` included).
+
+    Raises:
+        SystemExit: an unknown lever name (the message lists them).
+    """
+    options = {}
+    for part in spec.split("+"):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            try:
+                options[key] = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                options[key] = value
+        elif part in LEVERS:
+            options.update(LEVERS[part])
+        else:
+            raise SystemExit(f"unknown lever {part!r}; choose from {', '.join(LEVERS)} or key=value")
+    return options
+
+
+def register_preset(model, spec):
+    """Add the lever as a preset of the model's module (this process only); its name."""
+    configs = importlib.import_module(recipes.get_recipe(model).model_module).CONFIGS
+    name = f"lever:{spec}"
+    options = lever_options(spec)
+    options.pop("precision", None)
+    configs[name] = {**configs["default"], **options}
+    return name
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="dcgan")
+    parser.add_argument("--levers", nargs="+", default=["baseline", "ema", "augment"])
+    parser.add_argument("--budget", type=float, default=120.0, help="seconds per run (default: 120)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--n", type=int, default=2000, help="samples judged per run (default: 2000)")
+    parser.add_argument("--images", metavar="DIR", help="keep each run's last sample grid in DIR")
+    args = parser.parse_args()
+
+    presets = {spec: register_preset(args.model, spec) for spec in args.levers}
+    judge = evaluation.offline_judge()
+    print(f"machine: {course.hardware().describe()}; {args.model}, {args.budget:g} s per run, "
+          f"seeds {args.seeds}, n={args.n}\n")
+    results = {spec: [] for spec in args.levers}
+    for index, seed in enumerate(args.seeds):
+        order = args.levers if index % 2 == 0 else list(reversed(args.levers))
+        for spec in order:
+            picture = f"{args.model}_{spec.replace('=', '')}_seed{seed}"
+            row = quality.benchmark(
+                args.model, args.budget, args.n, seed, judge, args.images,
+                preset=presets[spec], picture_name=picture,
+                precision=lever_options(spec).get("precision", "auto"),
+            )
+            if "fd_judge" not in row:
+                raise SystemExit(f"{args.model} {spec}: {row.get('note')}")
+            results[spec].append(row)
+            asked = f", class as asked {row['class_accuracy']:.1%}" if "class_accuracy" in row else ""
+            print(f"  {spec} seed {seed}: {row['steps']} steps, FD-judge {row['fd_judge']:.1f}"
+                  f"{asked}", file=sys.stderr, flush=True)
+    labelled = all("class_accuracy" in row for rows in results.values() for row in rows)
+    print("| lever | options | steps (median) | FD-judge median | FD-judge range |"
+          + (" class as asked (median) |" if labelled else ""))
+    print("|---|---|---|---|---|" + ("---|" if labelled else ""))
+    for spec, rows in results.items():
+        scores = [row["fd_judge"] for row in rows]
+        steps = statistics.median(row["steps"] for row in rows)
+        asked = (f" {statistics.median(row['class_accuracy'] for row in rows):.1%} |"
+                 if labelled else "")
+        print(f"| {spec} | {lever_options(spec) or 'default preset'} | {steps:,.0f} | "
+              f"{statistics.median(scores):.1f} | {min(scores):.1f}-{max(scores):.1f} |{asked}")
+
+
+if __name__ == "__main__":
+    main()
