@@ -392,10 +392,9 @@ def _from_tfds(name, title, split, tfds_dir, with_labels):
     """`(dataset, None, None)` from tensorflow-datasets, or `(None, why not, what to do)`."""
     plan = tfds_plan(name, tfds_dir)
     if plan is None:
-        offline = " (KERASGAN_OFFLINE=1)" if is_offline() else ""
         return (
             None,
-            f"{title} is not downloaded and there is no network{offline}",
+            _no_network(title),
             "connect to the internet once so that tensorflow-datasets can download it into "
             f"{tfds_data_dir(tfds_dir)}",
         )
@@ -501,8 +500,24 @@ def load(
     if split != "train":
         raise DataError(f"{reason}, and {copy} has only the 'train' split, not {split!r}")
     dataset = _load_embedded(name, split, size, channels, with_labels)
-    notice(f"{reason}; using {copy} from {_display(_embedded_path(name))}")
+    announce_embedded_fallback(name, reason)
     return dataset
+
+
+def announce_embedded_fallback(name, reason):
+    """Say in one line why the embedded copy of `name` is used instead of tensorflow-datasets."""
+    notice(f"{reason}; using {_TITLES[name][1]} from {_display(_embedded_path(name))}")
+
+
+def offline_reason(name):
+    """Why tensorflow-datasets cannot serve the embedded dataset `name` right now (one clause),
+    or None when it can (`tfds_plan`)."""
+    return None if tfds_plan(TFDS_NAMES[name]) is not None else _no_network(_TITLES[name][0])
+
+
+def _no_network(title):
+    offline = " (KERASGAN_OFFLINE=1)" if is_offline() else ""
+    return f"{title} is not downloaded and there is no network{offline}"
 
 
 # === Folders of images ===

@@ -277,8 +277,14 @@ def _resolve_source(recipe, data, data_options):
         tfds_name = f"cycle_gan/{name}"
     else:
         tfds_name = name
-    if tfds_name is None or (datasets.tfds_plan(tfds_name) is None and name in datasets.EMBEDDED):
+    if tfds_name is None:
         return "embedded"
+    if name in datasets.EMBEDDED:
+        reason = datasets.offline_reason(name)
+        if reason:
+            # The README promises one line saying so, before minutes of training on the sample.
+            datasets.announce_embedded_fallback(name, reason)
+            return "embedded"
     return "tfds"
 
 
@@ -834,6 +840,8 @@ def fit_run(gan, checkpoint, settings, dataset, initial_epoch, callbacks=()):
         throughput,
         nan_guard,
         *_run_callbacks(gan, checkpoint, settings, callbacks),
+        # In place of the one `fit` adds (last, as that one is).
+        gan_callbacks.StepProgressBar(),
     ]
     # A different shuffle seed per resumed epoch, so a resumed run does not replay epoch 1's order.
     batches = datasets.training_pipeline(

@@ -283,10 +283,17 @@ def test_a_run_of_an_incompatible_checkpoint_format_is_refused(tmp_path, recorde
 # === 6. --data auto is resolved once ===
 
 
-def test_data_auto_is_resolved_once_and_a_resume_uses_the_same_source(tmp_path, monkeypatch):
-    tiny_run(tmp_path, data="auto", epochs=1, export=False)  # offline: the embedded copy
+def test_data_auto_is_resolved_once_and_a_resume_uses_the_same_source(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "tfds_plan", lambda *args, **kwargs: None)  # offline
+    tiny_run(tmp_path, data="auto", epochs=1, export=False)
     options = json.load(open(tmp_path / "run" / "options.json"))
     assert options["data"] == "auto" and options["data_source"] == "embedded"
+    # The README's promise: offline, the first command says so, in one line.
+    said = [line for line in capsys.readouterr().err.splitlines() if "no network" in line]
+    assert len(said) == 1
+    assert said[0].startswith("kerasgan: MNIST is not downloaded and there is no network")
+    assert "; using the embedded 5,000-digit sample from " in said[0]
+    assert said[0].endswith("mnist_sample.npz")
 
     # tensorflow-datasets became available meanwhile: the resumed run still uses its data.
     sources = []
@@ -295,6 +302,7 @@ def test_data_auto_is_resolved_once_and_a_resume_uses_the_same_source(tmp_path, 
     monkeypatch.setattr(datasets, "load", lambda *a, **k: sources.append(k.get("source")) or load(*a, **k))
     tiny_run(tmp_path, data="auto", epochs=2, export=False)
     assert sources == ["embedded"]
+    assert "no network" not in capsys.readouterr().err  # a resume has nothing new to say
 
     # A new run folder resolves `auto` anew, to tensorflow-datasets now.
     fake = datasets.from_arrays(np.zeros((8, 28, 28), "uint8"))
