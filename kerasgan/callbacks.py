@@ -12,7 +12,8 @@
   loss or weight is NaN (Keras's `TerminateOnNaN` only looks at `logs["loss"]`, which a GAN
   doesn't have); `GANCheckpoint` never saves such weights.
 * `Throughput` measures images per second from the median step time (this VM stalls for
-  seconds now and then, so totals over a few steps lie).
+  seconds now and then, so totals over a few steps lie); `StepProgressBar` is Keras's progress
+  bar, counting steps right when several run per call.
 """
 
 import glob
@@ -330,9 +331,7 @@ class GANCheckpoint(keras.callbacks.Callback):
         self._epoch_number = epoch + 1
 
     def on_train_batch_end(self, batch, logs=None):
-        # With steps_per_execution, `batch` is a call's last step, named as if the call were full.
-        epoch_steps = (self.params or {}).get("steps")
-        self._steps_done = min(batch + 1, epoch_steps) if epoch_steps else batch + 1
+        self._steps_done = last_step_run(self.params, batch) + 1
         # Set by a callback listed before this one: the epoch stops after this step.
         self._stopped_by_then = bool(self.model.stop_training)
         # Per step: the epoch's logs may be running means that a model's own logs bypassed.
@@ -405,6 +404,28 @@ class GANCheckpoint(keras.callbacks.Callback):
                     os.remove(path)
                 except OSError:
                     pass
+
+
+def last_step_run(params, batch):
+    """The index of the last step that a call of the train function ran.
+
+    With `steps_per_execution` > 1, Keras names a call's last step as if the call were full,
+    but an epoch's last call runs fewer when the epoch's steps are not a multiple of it.
+    """
+    epoch_steps = (params or {}).get("steps")
+    return min(batch, epoch_steps - 1) if epoch_steps else batch
+
+
+class StepProgressBar(keras.callbacks.ProgbarLogger):
+    """Keras's progress bar, counting the steps each call ran (`last_step_run`): with 8 steps
+    per call and 156 steps per epoch, Keras's own shows "160/156" before "156/156"."""
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.params = params  # Keras's progress bar keeps only what it shows
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(last_step_run(self.params, batch), logs)
 
 
 class TimeBudget(keras.callbacks.Callback):
@@ -511,10 +532,7 @@ class Throughput(keras.callbacks.Callback):
         self._first_step = batch
 
     def on_train_batch_end(self, batch, logs=None):
-        # Keras names the last step of a call as if it were full; the epoch may end earlier.
-        epoch_steps = (self.params or {}).get("steps")
-        last = min(batch, epoch_steps - 1) if epoch_steps else batch
-        steps = max(1, last - self._first_step + 1)
+        steps = max(1, last_step_run(self.params, batch) - self._first_step + 1)
         self.steps += steps
         self._calls += 1
         if self._calls > self.skip:

@@ -170,6 +170,22 @@ def test_throughput_counts_the_steps_of_each_call():
     assert meter.steps == 10 and len(meter.step_times) == 3
 
 
+@pytest.mark.parametrize("bar, last_shown", [
+    (keras.callbacks.ProgbarLogger, 12),  # Keras's own: "12/10"
+    (callbacks.StepProgressBar, 10),
+])
+def test_step_progress_bar_never_counts_past_the_epoch(bar, last_shown):
+    """With 4 steps per call over a 10-step epoch, Keras calls the hooks with steps 3, 7, 11."""
+    bar = bar()
+    bar.set_params({"verbose": 0, "epochs": 1, "steps": 10})
+    bar.on_epoch_begin(0)
+    shown = []
+    for last in (3, 7, 11):
+        bar.on_train_batch_end(last, {"g_loss": 1.0})
+        shown.append(bar.seen)
+    assert shown == [4, 8, last_shown]
+
+
 def test_checkpoint_restores_by_name_not_by_position(tmp_path, monkeypatch):
     gan = tiny_gan()
     gan.fit(data(), epochs=1, callbacks=[callbacks.GANCheckpoint(gan, str(tmp_path))], verbose=0)
