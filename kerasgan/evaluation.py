@@ -174,12 +174,13 @@ def judged_sources(real, generate, *, ink=False, seed=0):
     Returns:
         `(real, fake)`: a dataset in a fixed random order (`datasets.in_fixed_random_order`:
         the embedded MNIST sample is ordered by class, so its first 2,000 images are four
-        classes) or an array; and a sampler.
+        classes) or an array (the ink images of all of them); and a sampler.
     """
-    if isinstance(real, tf.data.Dataset):
-        real = in_fixed_random_order(real, seed)
     if not ink:
+        if isinstance(real, tf.data.Dataset):
+            real = in_fixed_random_order(real, seed)
         return real, generate
+    # An array: `evaluate` draws its seeded random subset of an array itself.
     if isinstance(real, tf.data.Dataset):
         real = np.stack([_select_images(element) for element in real.as_numpy_iterator()])
     real = ink_images(real)

@@ -70,32 +70,35 @@ class DiffAugment(keras.layers.Layer):
         self.policy = ",".join(parse_policy(policy))
         self.seed = seed
         value_range = (-1.0, 1.0)
-        seeds = iter(range(0 if seed is None else seed * 10, 10**9))
 
-        def options():
-            # Float32 under any policy: image transforms have no bfloat16 or float16 gradients,
-            # and D casts what it is given to its own compute type anyway.
-            return {"seed": None if seed is None else next(seeds), "dtype": "float32"}
+        def options(index):
+            # Each transform its own seed. Float32 under any policy: image transforms have no
+            # bfloat16 or float16 gradients, and D casts what it is given to its compute type.
+            return {"seed": None if seed is None else seed * 10 + index, "dtype": "float32"}
 
         transforms = []
         for name in self.policy.split(","):
             if name == "color":
                 transforms += [
-                    keras.layers.RandomBrightness(0.25, value_range=value_range, **options()),
-                    keras.layers.RandomContrast(0.5, value_range=value_range, **options()),
+                    keras.layers.RandomBrightness(
+                        0.25, value_range=value_range, **options(len(transforms))
+                    ),
+                    keras.layers.RandomContrast(
+                        0.5, value_range=value_range, **options(len(transforms) + 1)
+                    ),
                 ]
             elif name == "translation":
                 # Nearest neighbour: a whole-pixel shift, no blur of the strokes.
                 transforms.append(keras.layers.RandomTranslation(
                     TRANSLATION_FRACTION, TRANSLATION_FRACTION, fill_mode="constant",
-                    fill_value=value_range[0], interpolation="nearest", **options(),
+                    fill_value=value_range[0], interpolation="nearest", **options(len(transforms)),
                 ))
             else:
                 # factor (1, 1): every image gets its cutout (Keras's default erases a random
                 # share of the batch).
                 transforms.append(keras.layers.RandomErasing(
                     factor=(1.0, 1.0), scale=(CUTOUT_AREA, CUTOUT_AREA), fill_value=0.0,
-                    value_range=value_range, **options(),
+                    value_range=value_range, **options(len(transforms)),
                 ))
         self.transforms = transforms
 

@@ -12,9 +12,10 @@ D, which scores images as real or fake. Each training step alternates two update
 Which `l_D`/`l_G` is a choice (`kerasgan.losses`). Every model of the course writes its own
 `train_step` (and `test_step`) out in its own file (`dcgan.py`, `wgan_gp.py`, ...), as its
 paper's algorithm: that step is the lesson. This file keeps what no lesson needs to show:
-`compile` with two optimizers, the metric trackers, `generate()`, the moving average of G, and
+`compile` with two optimizers, the metric trackers, `generate()`, the moving average of G,
 three small functions every step calls (`global_batch_mean`, `regularization_loss`,
-`minimize`).
+`minimize`), and `augment`, which a step that takes an `augmentation` (DiffAugment, Zhao et
+al., 2020) calls on every batch it shows D, real and fake alike.
 
 `GAN` itself has no training step and no hooks to override: a bare `GAN` refuses to `fit` (and
 to `evaluate`) with one clear error. Code that computes a model's losses from outside its step
@@ -36,7 +37,7 @@ Three details that are easy to get wrong, and why this file does what it does:
   has two), and every loss goes through `optimizer.scale_loss` before differentiation.
 
 Large GANs (StyleGAN, BigGAN) sample from an exponential moving average of G's weights
-(`ema_decay`), which averages out the oscillation of adversarial training; `sampling_generator`
+(`ema_decay`, warmed up over the first steps: `current_ema_decay`), which averages out the oscillation of adversarial training; `sampling_generator`
 is the network that `generate()`, the sample grids and exports use.
 """
 
