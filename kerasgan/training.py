@@ -259,7 +259,9 @@ def _write_json(path, payload):
 
 
 def _resolve_source(recipe, data, data_options):
-    """What `--data auto` stands for now: `"tfds"` or `"embedded"` (other values unchanged).
+    """What `--data auto` stands for now: `"tfds"` or `"embedded"` (other values unchanged),
+    and `(dataset name, why not tensorflow-datasets)` when it fell back to the embedded copy
+    (else None).
 
     The same rule as `datasets.load`: tensorflow-datasets when the dataset is on disk or the
     network answers (`datasets.tfds_plan`), otherwise the embedded copy. The answer is recorded
@@ -267,10 +269,10 @@ def _resolve_source(recipe, data, data_options):
     came or went in between.
     """
     if data != "auto":
-        return data
+        return data, None
     name = data_options.get("pair") or recipe.dataset
     if name in datasets.EMBEDDED_PAIRS:
-        return "embedded"
+        return "embedded", None
     if name in datasets.EMBEDDED:
         tfds_name = datasets.TFDS_NAMES.get(name)
     elif name in datasets.CYCLE_GAN_PAIRS:
@@ -278,14 +280,12 @@ def _resolve_source(recipe, data, data_options):
     else:
         tfds_name = name
     if tfds_name is None:
-        return "embedded"
+        return "embedded", None
     if name in datasets.EMBEDDED:
         reason = datasets.offline_reason(name)
         if reason:
-            # The README promises one line saying so, before minutes of training on the sample.
-            datasets.announce_embedded_fallback(name, reason)
-            return "embedded"
-    return "tfds"
+            return "embedded", (name, reason)
+    return "tfds", None
 
 
 def _load_data(recipe, data, image_size, channels, data_options, seed=0):
@@ -635,10 +635,13 @@ def prepare_run(settings):
         gan_callbacks.check_format(os.path.join(settings.run_dir, "checkpoints"))
         previous = _previous_options(settings.run_dir)
         if settings.data == "auto" and (previous or {}).get("data") == "auto" and previous.get("data_source"):
-            source = previous["data_source"]  # what `auto` meant when this run started
+            source, offline = previous["data_source"], None  # what `auto` meant at the start
         else:
-            source = _resolve_source(settings.recipe, settings.data, settings.data_options)
+            source, offline = _resolve_source(settings.recipe, settings.data, settings.data_options)
         _check_options(settings.run_dir, previous, settings.options(source))
+        if offline:
+            # The README promises one line saying so, before minutes of training on the sample.
+            datasets.announce_embedded_fallback(*offline)
         yield source
     finally:
         _release_lock(lock)
