@@ -5,7 +5,9 @@
     python benchmarks/levers.py --model dcgan --levers baseline ema --images /tmp/grids
 
 Each lever is a set of preset options (`LEVERS`, joined with `+`; `key=value` sets any option
-of the model's preset, e.g. `n_critic=2`, and `precision=float32` the run's precision policy). For every lever and seed, the model is trained exactly
+of the model's preset, e.g. `n_critic=2`; `precision=float32` and `batch_size=64` set the run's
+precision policy and batch size, `g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or D's
+Adam). For every lever and seed, the model is trained exactly
 as `benchmarks/quality.py` trains it (`python -m kerasgan train MODEL --data embedded
 --time-budget BUDGET`, precision `auto`) with the lever's options on top of the default preset,
 and its samples are judged by the offline judge (FD-judge, lower is better). Seeds alternate
@@ -16,6 +18,8 @@ median. The figures, with their machine and date, are in benchmarks/README.md.
 
 import argparse
 import ast
+import contextlib
+import dataclasses
 import os
 import statistics
 import sys
@@ -42,11 +46,24 @@ LEVERS = {
     # The precision policy (`auto` is mixed_bfloat16 on a CPU with AMX).
     "float32": {"precision": "float32"},
     "bfloat16": {"precision": "mixed_bfloat16"},
+    # Learning rates (in place of the recipe's CPU rate, if it has one): both networks at 2x or
+    # 4x the default of DCGAN and WGAN-GP (2e-4), D's alone at 2x (two time-scales, Heusel et
+    # al., 2017), or both at the default.
+    "lr2x": {"g_learning_rate": 4e-4, "d_learning_rate": 4e-4},
+    "lr4x": {"g_learning_rate": 8e-4, "d_learning_rate": 8e-4},
+    "ttur": {"d_learning_rate": 4e-4},
+    "lr-default": {"g_learning_rate": 2e-4, "d_learning_rate": 2e-4},
 }
 
 
+# Lever options that are not preset options: the run's precision policy and batch size, and
+# the optimizers' Adam arguments (`g_learning_rate`, `d_beta_1`, ...: G's or D's).
+RUN_OPTIONS = ("precision", "batch_size")
+ADAM_PREFIXES = ("g_", "d_")
+
+
 def lever_options(spec):
-    """`"ema+n_critic=2"` -> `{"ema_decay": 0.999, "n_critic": 2}` (`precision` included).
+    """`"ema+n_critic=2"` -> `{"ema_decay": 0.999, "n_critic": 2}` (run and Adam options included).
 
     Raises:
         SystemExit: an unknown lever name (the message lists them).
@@ -66,14 +83,52 @@ def lever_options(spec):
     return options
 
 
-def register_preset(model, spec):
+def split_options(options):
+    """`(preset options, run options, (G's Adam arguments, D's))` of one lever's options."""
+    preset, run, adam = {}, {}, ({}, {})
+    for key, value in options.items():
+        if key in RUN_OPTIONS:
+            run[key] = value
+        elif key.startswith(ADAM_PREFIXES) and key[2:] in ("learning_rate", "beta_1", "beta_2"):
+            adam[ADAM_PREFIXES.index(key[:2])][key[2:]] = value
+        else:
+            preset[key] = value
+    return preset, run, adam
+
+
+def register_preset(model, spec, preset_options):
     """Add the lever as a preset of the model's module (this process only); its name."""
     configs = importlib.import_module(recipes.get_recipe(model).model_module).CONFIGS
     name = f"lever:{spec}"
-    options = lever_options(spec)
-    options.pop("precision", None)
-    configs[name] = {**configs["default"], **options}
+    configs[name] = {**configs["default"], **preset_options}
     return name
+
+
+@contextlib.contextmanager
+def adam_settings(model, settings):
+    """Train `model` with its class's default Adam arguments updated by `settings` (G's, D's).
+
+    When a lever sets any, the recipe's CPU learning rate (`Recipe.learning_rate_cpu`) steps
+    aside for the run, so that the lever's arguments are the ones trained with."""
+    if not any(settings):
+        yield
+        return
+    recipe = recipes.get_recipe(model)
+    model_class = recipe.model_class
+    before = model_class.__dict__.get("default_adam_settings")
+    model_class.default_adam_settings = tuple(
+        {**default, **changed}
+        for default, changed in zip(model_class.default_adam_settings, settings)
+    )
+    recipes.RECIPES[model] = dataclasses.replace(recipe, learning_rate_cpu=None)
+    try:
+        yield
+    finally:
+        recipes.RECIPES[model] = recipe
+        if before is None:
+            del model_class.default_adam_settings
+        else:
+            model_class.default_adam_settings = before
 
 
 def main():
@@ -88,7 +143,11 @@ def main():
     parser.add_argument("--images", metavar="DIR", help="keep each run's last sample grid in DIR")
     args = parser.parse_args()
 
-    presets = {spec: register_preset(args.model, spec) for spec in args.levers}
+    levers = {spec: lever_options(spec) for spec in args.levers}
+    plans = {}
+    for spec, options in levers.items():
+        preset_options, run, adam = split_options(options)
+        plans[spec] = (register_preset(args.model, spec, preset_options), run, adam)
     judge = evaluation.offline_judge()
     print(f"machine: {course.hardware().describe()}; {args.model}, {args.budget:g} s per run, "
           f"seeds {args.seeds}, n={args.n}\n")
@@ -97,11 +156,13 @@ def main():
         order = args.levers if index % 2 == 0 else list(reversed(args.levers))
         for spec in order:
             picture = f"{args.model}_{spec.replace('=', '')}_seed{seed}"
-            row = quality.benchmark(
-                args.model, args.budget, args.n, seed, judge, args.images,
-                preset=presets[spec], picture_name=picture,
-                precision=lever_options(spec).get("precision", "auto"),
-            )
+            preset, run, adam = plans[spec]
+            with adam_settings(args.model, adam):
+                row = quality.benchmark(
+                    args.model, args.budget, args.n, seed, judge, args.images,
+                    preset=preset, picture_name=picture,
+                    precision=run.get("precision", "auto"), batch_size=run.get("batch_size"),
+                )
             if "fd_judge" not in row:
                 raise SystemExit(f"{args.model} {spec}: {row.get('note')}")
             results[spec].append(row)
@@ -117,7 +178,7 @@ def main():
         steps = statistics.median(row["steps"] for row in rows)
         asked = (f" {statistics.median(row['class_accuracy'] for row in rows):.1%} |"
                  if labelled else "")
-        print(f"| {spec} | {lever_options(spec) or 'default preset'} | {steps:,.0f} | "
+        print(f"| {spec} | {levers[spec] or 'default preset'} | {steps:,.0f} | "
               f"{statistics.median(scores):.1f} | {min(scores):.1f}-{max(scores):.1f} |{asked}")
 
 

@@ -85,11 +85,12 @@ def keep_pictures(run_dir, name, images_dir):
 
 def benchmark(
     name, budget, n, seed, judge, images_dir=None, preset="default", picture_name=None,
-    precision="auto",
+    precision="auto", batch_size=None,
 ):
     """One table row for model `name` (a dict), or a row with a note.
 
-    `preset` is the model's configuration, `precision` its policy (as `--precision`);
+    `preset` is the model's configuration, `precision` its policy (as `--precision`),
+    `batch_size` its images per step (default: the recipe's);
     `picture_name` names the kept pictures (default: the model's name)."""
     try:
         recipe = recipes.get_recipe(name)
@@ -99,6 +100,7 @@ def benchmark(
         summary = training.train(
             name, data="embedded", epochs=EPOCHS, time_budget=budget, output=run_dir,
             export=False, seed=seed, verbose=0, preset=preset, precision_policy=precision,
+            batch_size=batch_size,
         )
         if images_dir:
             keep_pictures(run_dir, picture_name or name, images_dir)
