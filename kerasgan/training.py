@@ -470,6 +470,8 @@ class RunSettings:
         distributed: the `tf.distribute.Strategy` (`strategy` is its name).
         jit: `jit_compile` for `Model.compile` (`jit_option` is what was asked for).
         steps_per_execution: for `Model.compile` (`steps_per_execution_option`: what was asked).
+        learning_rate: both networks' Adam learning rate (`resolve_learning_rate`), or None
+            for the model's own optimizers.
         export: whether this process exports (never on a non-chief worker).
     """
 
@@ -493,6 +495,7 @@ class RunSettings:
     jit_option: bool | str
     steps_per_execution: int
     steps_per_execution_option: int | str
+    learning_rate: float | None
     export: bool
     export_dir: str
     export_name: str
@@ -575,9 +578,19 @@ def resolve_settings(
         image_size=image_size, channels=channels, time_budget=time_budget, policy=policy,
         precision_option=precision_policy, strategy=strategy, distributed=distributed, jit=jit,
         jit_option=jit_compile, steps_per_execution=executed,
-        steps_per_execution_option=steps_per_execution, export=export, export_dir=export_dir, export_name=export_name,
+        steps_per_execution_option=steps_per_execution,
+        learning_rate=resolve_learning_rate(recipe), export=export, export_dir=export_dir, export_name=export_name,
         deterministic=deterministic, verbose=verbose,
     )
+
+
+def resolve_learning_rate(recipe):
+    """The recipe's `learning_rate_cpu` on a machine without a GPU, else None (the model's
+    own optimizers: its paper's settings, which GPU runs keep). A resumed run keeps the rate it
+    started with: it is a variable of the optimizers, restored from the checkpoint."""
+    if recipe.learning_rate_cpu is None or tf.config.list_physical_devices("GPU"):
+        return None
+    return float(recipe.learning_rate_cpu)
 
 
 def resolve_steps_per_execution(option, cpu_default, replicas=1):
@@ -716,7 +729,15 @@ def build_model(settings, run_data):
         gan = settings.recipe.build(settings.preset, run_data.height, run_data.channels, settings.seed)
         _check_classes(gan, run_data.dataset, settings.data, settings.model, settings.preset)
         distribution.prepare_model(gan, settings.distributed)
-        gan.compile(jit_compile=settings.jit, steps_per_execution=settings.steps_per_execution)
+        optimizers = {}
+        if settings.learning_rate is not None:
+            optimizers = dict(zip(
+                ("g_optimizer", "d_optimizer"), gan.default_optimizers(settings.learning_rate)
+            ))
+        gan.compile(
+            jit_compile=settings.jit, steps_per_execution=settings.steps_per_execution,
+            **optimizers,
+        )
     return gan
 
 
@@ -886,9 +907,13 @@ def _start_line(settings, dataset, initial_epoch):
     return (
         f"training {settings.model} ({settings.preset}) on {datasets.describe(dataset)}, "
         f"batch {settings.batch_size}, epochs {initial_epoch + 1}-{settings.epochs}, "
-        f"{settings.policy}{how}{_per_call(settings.steps_per_execution)}; "
-        f"run folder {settings.run_dir}"
+        f"{settings.policy}{how}{_per_call(settings.steps_per_execution)}"
+        f"{_learning_rate_note(settings.learning_rate)}; run folder {settings.run_dir}"
     )
+
+
+def _learning_rate_note(learning_rate):
+    return "" if learning_rate is None else f", Adam at {learning_rate:g} (the CPU setting)"
 
 
 def _per_call(steps_per_execution):

@@ -240,10 +240,14 @@ class GAN(keras.Model):
 
     # === Setting up training ===
 
-    def default_optimizers(self):
+    def default_optimizers(self, learning_rate=None):
         """The (generator, discriminator) optimizers used when `compile` is given none:
-        `default_adam` with each of `default_adam_settings`."""
-        g_settings, d_settings = self.default_adam_settings
+        `default_adam` with each of `default_adam_settings` (and `learning_rate` for both in
+        place of theirs, when given: a recipe's CPU setting)."""
+        g_settings, d_settings = (
+            settings if learning_rate is None else {**settings, "learning_rate": learning_rate}
+            for settings in self.default_adam_settings
+        )
         return default_adam(**g_settings), default_adam(**d_settings)
 
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, **kwargs):
