@@ -40,6 +40,21 @@ def test_checkpoint_restores_networks_both_optimizers_rng_and_epoch(tmp_path):
     np.testing.assert_array_equal(gan.sample_latent(3).numpy(), fresh.sample_latent(3).numpy())
 
 
+def test_a_resumed_run_keeps_the_learning_rate_it_started_with(tmp_path):
+    """A run begun with a recipe's CPU rate and resumed where there is none (a GPU) goes on at
+    the rate of its checkpoint: the rate is one of each optimizer's variables."""
+    gan = DCGAN.from_preset("tiny", seed=0)
+    g_optimizer, d_optimizer = gan.default_optimizers(learning_rate=8e-4)
+    gan.compile(g_optimizer=g_optimizer, d_optimizer=d_optimizer)
+    gan.fit(data(), epochs=1, callbacks=[callbacks.GANCheckpoint(gan, str(tmp_path))], verbose=0)
+
+    resumed = tiny_gan()  # compile()'s defaults: 2e-4
+    assert float(resumed.g_optimizer.learning_rate) == pytest.approx(2e-4)
+    assert callbacks.GANCheckpoint(resumed, str(tmp_path)).restore() == 1
+    rates = [float(optimizer.learning_rate) for optimizer in (resumed.g_optimizer, resumed.d_optimizer)]
+    assert rates == pytest.approx([8e-4, 8e-4])
+
+
 def test_checkpoint_keeps_only_the_latest(tmp_path):
     gan = tiny_gan()
     checkpoint = callbacks.GANCheckpoint(gan, str(tmp_path), max_to_keep=2)
