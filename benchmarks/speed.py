@@ -232,8 +232,10 @@ def error_summary(error):
     return last.split(", metadata=")[0][:300]  # XLA appends the op's metadata: long, not useful
 
 
-def in_fresh_process(spec):
-    command = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
+def in_fresh_process(spec, script=__file__):
+    """Run `script --worker SPEC` (this benchmark's by default) in a new Python process; the
+    `{"result": ...}` or `{"error": ...}` it printed."""
+    command = [sys.executable, os.path.abspath(script), "--worker", json.dumps(spec)]
     done = subprocess.run(command, capture_output=True, text=True)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
