@@ -38,6 +38,7 @@ import keras
 import tensorflow as tf
 
 from kerasgan.errors import ConfigError
+from kerasgan.precision import has_gpu
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 JIT_CHOICES = ("auto", "on", "off")
@@ -344,6 +345,6 @@ def resolve_jit(choice, cpu_default, replicas=1):
         return choice == "on"
     if replicas > 1:
         return False
-    if tf.config.list_physical_devices("GPU"):
+    if has_gpu():
         return "auto"
     return bool(cpu_default)

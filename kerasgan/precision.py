@@ -42,6 +42,12 @@ def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
     return "amx_bf16" in flags
 
 
+def has_gpu():
+    """True when TensorFlow sees a GPU: the one test of "GPU machine" behind every `auto`
+    (precision, XLA, steps per call, the CPU learning rates)."""
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def gpu_supports_float16():
     """True when a visible GPU has tensor cores (compute capability 7.0 or newer)."""
     for gpu in tf.config.list_physical_devices("GPU"):
@@ -61,7 +67,7 @@ def resolve_policy(name="auto"):
         return os.environ["KERASGAN_PRECISION"]
     if gpu_supports_float16():
         return "mixed_float16"
-    if not tf.config.list_physical_devices("GPU") and cpu_has_bf16():
+    if not has_gpu() and cpu_has_bf16():
         return "mixed_bfloat16"
     return "float32"
 

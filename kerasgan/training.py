@@ -523,6 +523,9 @@ class RunSettings:
             "strategy": self.strategy,
             "jit_compile": self.jit_option,
             "steps_per_execution": self.steps_per_execution_option,
+            # Adam's rate for both networks when the recipe sets one on a CPU; None: the
+            # model's own `compile()` settings. A resumed run keeps its checkpoint's rate.
+            "learning_rate": self.learning_rate,
             "deterministic": bool(self.deterministic),
             "kerasgan_version": __version__,
         }
@@ -588,7 +591,7 @@ def resolve_learning_rate(recipe):
     """The recipe's `learning_rate_cpu` on a machine without a GPU, else None (the model's
     own optimizers: its paper's settings, which GPU runs keep). A resumed run keeps the rate it
     started with: it is a variable of the optimizers, restored from the checkpoint."""
-    if recipe.learning_rate_cpu is None or tf.config.list_physical_devices("GPU"):
+    if recipe.learning_rate_cpu is None or precision.has_gpu():
         return None
     return float(recipe.learning_rate_cpu)
 
@@ -603,7 +606,7 @@ def resolve_steps_per_execution(option, cpu_default, replicas=1):
             (Keras's multi-step loop over a distributed iterator fails to trace here).
     """
     if option == "auto":
-        if replicas > 1 or tf.config.list_physical_devices("GPU"):
+        if replicas > 1 or precision.has_gpu():
             return 1
         return int(cpu_default)
     if isinstance(option, str) and option.isdigit():
