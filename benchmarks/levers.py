@@ -5,9 +5,9 @@
     python benchmarks/levers.py --model dcgan --levers baseline ema --images /tmp/grids
 
 Each lever is a set of preset options (`LEVERS`, joined with `+`; `key=value` sets any option
-of the model's preset, e.g. `n_critic=2`; `precision=float32` and `batch_size=64` set the run's
-precision policy and batch size, `g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or D's
-Adam). For every lever and seed, the model is trained exactly
+of the model's preset, e.g. `n_critic=2`; `precision=float32`, `batch_size=64` and `image_size=16` set the
+run's precision policy, batch size and image size (the judge's real images follow it),
+`g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or D's Adam). For every lever and seed, the model is trained exactly
 as `benchmarks/quality.py` trains it (`python -m kerasgan train MODEL --data embedded
 --time-budget BUDGET`, precision `auto`) with the lever's options on top of the default preset,
 and its samples are judged by the offline judge (FD-judge, lower is better). Seeds alternate
@@ -56,9 +56,9 @@ LEVERS = {
 }
 
 
-# Lever options that are not preset options: the run's precision policy and batch size, and
-# the optimizers' Adam arguments (`g_learning_rate`, `d_beta_1`, ...: G's or D's).
-RUN_OPTIONS = ("precision", "batch_size")
+# Lever options that are not preset options: the run's precision policy, batch size and image
+# size, and the optimizers' Adam arguments (`g_learning_rate`, `d_beta_1`, ...: G's or D's).
+RUN_OPTIONS = ("precision", "batch_size", "image_size")
 ADAM_PREFIXES = ("g_", "d_")
 
 
@@ -162,6 +162,7 @@ def main():
                     args.model, args.budget, args.n, seed, judge, args.images,
                     preset=preset, picture_name=picture,
                     precision=run.get("precision", "auto"), batch_size=run.get("batch_size"),
+                    image_size=run.get("image_size"),
                 )
             if "fd_judge" not in row:
                 raise SystemExit(f"{args.model} {spec}: {row.get('note')}")

@@ -47,11 +47,12 @@ INK_DATASETS = ("colored_mnist",)
 EPOCHS = 100_000
 
 
-def real_images(recipe):
-    """The model's own training images, from the embedded copy (no network)."""
+def real_images(recipe, image_size=None):
+    """The model's own training images, from the embedded copy (no network), at `image_size`
+    (default: the model's)."""
     if recipe.load_data is not None:
-        return recipe.load_data("embedded", None, None)
-    return datasets.load(recipe.dataset, source="embedded")
+        return recipe.load_data("embedded", image_size, None)
+    return datasets.load(recipe.dataset, source="embedded", image_size=image_size)
 
 
 def class_accuracy(gan, judge, n, seed):
@@ -85,12 +86,13 @@ def keep_pictures(run_dir, name, images_dir):
 
 def benchmark(
     name, budget, n, seed, judge, images_dir=None, preset="default", picture_name=None,
-    precision="auto", batch_size=None,
+    precision="auto", batch_size=None, image_size=None,
 ):
     """One table row for model `name` (a dict), or a row with a note.
 
     `preset` is the model's configuration, `precision` its policy (as `--precision`),
-    `batch_size` its images per step (default: the recipe's);
+    `batch_size` its images per step and `image_size` its images' height and width (default:
+    the recipe's);
     `picture_name` names the kept pictures (default: the model's name)."""
     try:
         recipe = recipes.get_recipe(name)
@@ -100,7 +102,7 @@ def benchmark(
         summary = training.train(
             name, data="embedded", epochs=EPOCHS, time_budget=budget, output=run_dir,
             export=False, seed=seed, verbose=0, preset=preset, precision_policy=precision,
-            batch_size=batch_size,
+            batch_size=batch_size, image_size=image_size,
         )
         if images_dir:
             keep_pictures(run_dir, picture_name or name, images_dir)
@@ -115,7 +117,7 @@ def benchmark(
     if reason:
         return {**row, "note": reason}
     real, fake = evaluation.judged_sources(
-        real_images(recipe), summary.gan.generate, ink=recipe.dataset in INK_DATASETS, seed=seed
+        real_images(recipe, image_size), summary.gan.generate, ink=recipe.dataset in INK_DATASETS, seed=seed
     )
     results = evaluation.evaluate(real, fake, judge, n=n, metrics=("fid", "kid"), seed=seed)
     row = {**row, "fd_judge": results["fid"], "kid": results["kid"], "kid_std": results["kid_std"]}
