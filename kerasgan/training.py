@@ -5,7 +5,7 @@ the options, fill in the recipe's defaults), `prepare_run` (lock the run folder,
 this run), `load_run_data`, `build_model`, `resume` (restore the latest checkpoint),
 `record_run` (options.json, model.json), `completed_run` (a run already trained and exported),
 `fit_run` (Keras `fit` with the run's callbacks) and `finish_run` (export, summary.json,
-divergence).
+divergence). `run_real_images` loads the real images a finished run trained on.
 
 A run lives in a folder (default `runs/<model>`):
 
@@ -706,6 +706,31 @@ def load_run_data(settings, source):
         source = "embedded"
         dataset = load(source)
     return RunData(dataset, source, *image_shape(recipe, dataset))
+
+
+def run_real_images(run_dir):
+    """The real images a run trained on, to score its samples against: its model's data from
+    the source `--data` stood for when the run started (options.json: `auto` resolved), at the
+    run's image size and channels (model.json), one image per element (labels, if any, ride
+    along as the element's second item).
+
+    Raises:
+        ConfigError: `run_dir` is not a run folder.
+        DataError: the data cannot be loaded any more (e.g. a folder since deleted).
+    """
+    files = {}
+    for name in ("options.json", "model.json"):
+        path = os.path.join(run_dir, name)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{run_dir} is not a kerasgan run folder (no {name})")
+        with open(path) as handle:
+            files[name] = json.load(handle)
+    options, built = files["options.json"], files["model.json"]
+    return _load_data(
+        get_recipe(built["model"]), options.get("data_source") or options["data"],
+        built["image_size"], built["channels"], options.get("data_options") or {},
+        options.get("seed", 0),
+    )
 
 
 def build_model(settings, run_data):

@@ -172,6 +172,20 @@ def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):
     assert sorted(os.listdir(tmp_path / "run")) == ["model.json", "options.json"]  # no temp files
 
 
+def test_run_real_images_are_the_data_the_run_resolved_at_its_start(tmp_path):
+    settings = tiny_settings(tmp_path, data="auto")
+    with pytest.raises(ConfigError, match="is not a kerasgan run folder \\(no options.json\\)"):
+        training.run_real_images(str(tmp_path))
+    with training.prepare_run(settings) as source:
+        data = training.load_run_data(settings, source)
+        training.record_run(settings, data)
+    real = training.run_real_images(settings.run_dir)
+    assert int(real.cardinality()) == int(data.dataset.cardinality()) == 5000
+    assert tuple(real.element_spec.shape) == (28, 28, 1)
+    first, expected = next(iter(real)), next(iter(data.dataset))
+    np.testing.assert_array_equal(first.numpy(), expected.numpy())
+
+
 def test_completed_run_only_for_a_checkpoint_trained_and_exported(tmp_path, capsys):
     summary = tiny_run(tmp_path, epochs=1)
     gan, _ = built(tiny_settings(tmp_path, epochs=1))
