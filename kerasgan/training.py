@@ -470,8 +470,8 @@ class RunSettings:
         distributed: the `tf.distribute.Strategy` (`strategy` is its name).
         jit: `jit_compile` for `Model.compile` (`jit_option` is what was asked for).
         steps_per_execution: for `Model.compile` (`steps_per_execution_option`: what was asked).
-        learning_rate: both networks' Adam learning rate (`resolve_learning_rate`), or None
-            for the model's own optimizers.
+        learning_rate: Adam's learning rate (`resolve_learning_rate`): one for both networks or
+            `(generator's, discriminator's)`; None for the model's own optimizers.
         export: whether this process exports (never on a non-chief worker).
     """
 
@@ -495,7 +495,7 @@ class RunSettings:
     jit_option: bool | str
     steps_per_execution: int
     steps_per_execution_option: int | str
-    learning_rate: float | None
+    learning_rate: float | tuple[float, float] | None
     export: bool
     export_dir: str
     export_name: str
@@ -588,12 +588,14 @@ def resolve_settings(
 
 
 def resolve_learning_rate(recipe):
-    """The recipe's `learning_rate_cpu` on a machine without a GPU, else None (the model's
-    own optimizers: its paper's settings, which GPU runs keep). A resumed run keeps the rate it
-    started with: it is a variable of the optimizers, restored from the checkpoint."""
-    if recipe.learning_rate_cpu is None or precision.has_gpu():
+    """The recipe's `learning_rate_cpu` (a rate, or a `(G, D)` pair) on a machine without a
+    GPU, else None (the model's own optimizers: its paper's settings, which GPU runs keep). A
+    resumed run keeps the rate it started with: it is a variable of the optimizers, restored
+    from the checkpoint."""
+    rate = recipe.learning_rate_cpu
+    if rate is None or precision.has_gpu():
         return None
-    return float(recipe.learning_rate_cpu)
+    return tuple(float(r) for r in rate) if isinstance(rate, (tuple, list)) else float(rate)
 
 
 def resolve_steps_per_execution(option, cpu_default, replicas=1):
@@ -941,7 +943,11 @@ def _start_line(settings, dataset, initial_epoch):
 
 
 def _learning_rate_note(learning_rate):
-    return "" if learning_rate is None else f", Adam at {learning_rate:g} (the CPU setting)"
+    if learning_rate is None:
+        return ""
+    if isinstance(learning_rate, tuple):
+        return f", Adam at {learning_rate[0]:g} for G and {learning_rate[1]:g} for D (the CPU setting)"
+    return f", Adam at {learning_rate:g} (the CPU setting)"
 
 
 def _per_call(steps_per_execution):

@@ -158,6 +158,23 @@ def test_a_recipes_cpu_learning_rate_reaches_both_optimizers_and_only_on_a_cpu(t
     assert training.resolve_learning_rate(training.get_recipe("wgan-gp")) is None
 
 
+def test_a_cpu_learning_rate_pair_sets_the_generators_and_the_discriminators_each():
+    from kerasgan.models.biggan import BigGAN
+
+    rates = training.resolve_learning_rate(training.get_recipe("biggan"))
+    assert rates == (3e-4, 4e-4)
+    gan = BigGAN.from_preset("tiny", seed=0)
+    g_optimizer, d_optimizer = gan.default_optimizers(rates)
+    assert float(g_optimizer.learning_rate) == pytest.approx(3e-4)
+    assert float(d_optimizer.learning_rate) == pytest.approx(4e-4)
+    assert float(g_optimizer.beta_1) == 0.0 and float(d_optimizer.beta_2) == pytest.approx(0.999)
+    paper = [float(optimizer.learning_rate) for optimizer in gan.default_optimizers()]
+    assert paper == pytest.approx([2e-4, 4e-4])  # compile()'s, and a GPU run's
+    assert training._learning_rate_note(rates) == (
+        ", Adam at 0.0003 for G and 0.0004 for D (the CPU setting)"
+    )
+
+
 def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):
     settings = tiny_settings(tmp_path, data="auto")
     with training.prepare_run(settings) as source:

@@ -68,7 +68,10 @@ Departures from the paper, and why:
   reference code: orthogonal rows of norm 1), as loud as the latent chunk it is concatenated
   with, so that the class steers G from the first steps of a short CPU run; with the paper's
   settings, short runs drew the class asked for far less often (the comparison is in
-  `benchmarks/README.md`).
+  `benchmarks/README.md`). On a machine without a GPU, `python -m kerasgan train biggan` (and
+  `training.train`) go further, G at 3e-4 with D still faster at 4e-4
+  (`Recipe.learning_rate_cpu`): in a run as long as the default one, G at 2e-4 drew the class
+  asked for too unevenly over seeds. `compile()` and GPU runs keep 2e-4 and 4e-4.
 * **Keras's spectral normalization** divides each kernel by `sigma` and *stores* the result
   after every training call (a projection), so the gradient does not flow through `sigma` as in
   Miyato et al.'s reparametrisation; orthogonal regularization therefore acts on the stored,

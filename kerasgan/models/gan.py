@@ -242,11 +242,13 @@ class GAN(keras.Model):
 
     def default_optimizers(self, learning_rate=None):
         """The (generator, discriminator) optimizers used when `compile` is given none:
-        `default_adam` with each of `default_adam_settings` (and `learning_rate` for both in
-        place of theirs, when given: a recipe's CPU setting)."""
+        `default_adam` with each of `default_adam_settings`, and `learning_rate` in place of
+        their rates when given (a recipe's CPU setting): one rate for both, or a pair
+        `(generator's, discriminator's)`."""
+        rates = (learning_rate,) * 2 if not isinstance(learning_rate, (tuple, list)) else learning_rate
         g_settings, d_settings = (
-            settings if learning_rate is None else {**settings, "learning_rate": learning_rate}
-            for settings in self.default_adam_settings
+            settings if rate is None else {**settings, "learning_rate": rate}
+            for settings, rate in zip(self.default_adam_settings, rates)
         )
         return default_adam(**g_settings), default_adam(**d_settings)
 
