@@ -5,12 +5,13 @@
     python benchmarks/levers.py --model dcgan --levers baseline ema --images /tmp/grids
 
 Each lever is a set of preset options (`LEVERS`, joined with `+`; `key=value` sets any option
-of the model's preset, e.g. `n_critic=2`; `precision=float32`, `batch_size=64` and `image_size=16` set the
-run's precision policy, batch size and image size (the judge's real images follow it),
-`g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or D's Adam). For every lever and seed, the model is trained exactly
-as `benchmarks/quality.py` trains it (`python -m kerasgan train MODEL --data embedded
---time-budget BUDGET`, precision `auto`) with the lever's options on top of the default preset,
-and its samples are judged by the offline judge (FD-judge, lower is better). Seeds alternate
+of the model's preset, e.g. `n_critic=2`; `precision=float32`, `batch_size=64` and
+`image_size=16` set the run's precision policy, batch size and image size (the judge's real
+images follow it), `g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or D's Adam). For
+every lever and seed, the model is trained exactly as `benchmarks/quality.py` trains it
+(`python -m kerasgan train MODEL --data embedded --time-budget BUDGET`, precision `auto`) with
+the lever's options on top of the default preset, and its samples are judged by the offline
+judge (FD-judge, lower is better). Seeds alternate
 order per round, so a change of load on the machine slows every lever alike. The table gives the
 median and range of FD-judge over seeds; a lever "wins" when its worst seed beats the baseline's
 median. The figures, with their machine and date, are in benchmarks/README.md.

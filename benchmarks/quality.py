@@ -117,7 +117,8 @@ def benchmark(
     if reason:
         return {**row, "note": reason}
     real, fake = evaluation.judged_sources(
-        real_images(recipe, image_size), summary.gan.generate, ink=recipe.dataset in INK_DATASETS, seed=seed
+        real_images(recipe, image_size), summary.gan.generate,
+        ink=recipe.dataset in INK_DATASETS, seed=seed,
     )
     results = evaluation.evaluate(real, fake, judge, n=n, metrics=("fid", "kid"), seed=seed)
     row = {**row, "fd_judge": results["fid"], "kid": results["kid"], "kid_std": results["kid_std"]}

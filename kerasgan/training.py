@@ -523,8 +523,9 @@ class RunSettings:
             "strategy": self.strategy,
             "jit_compile": self.jit_option,
             "steps_per_execution": self.steps_per_execution_option,
-            # Adam's rate for both networks when the recipe sets one on a CPU; None: the
-            # model's own `compile()` settings. A resumed run keeps its checkpoint's rate.
+            # Adam's rate when the recipe sets one on a CPU (one for both networks, or G's and
+            # D's); None: the model's own `compile()` settings. A resumed run keeps its
+            # checkpoint's rate.
             "learning_rate": self.learning_rate,
             "deterministic": bool(self.deterministic),
             "kerasgan_version": __version__,
