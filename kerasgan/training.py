@@ -234,6 +234,16 @@ def _previous_options(run_dir):
         return json.load(handle)
 
 
+def _run_record(run_dir, name):
+    """One of a run folder's JSON records (`options.json`, `model.json`), or a `ConfigError`
+    saying the folder is not a run."""
+    path = os.path.join(run_dir, name)
+    if not os.path.isfile(path):
+        raise ConfigError(f"{run_dir} is not a kerasgan run folder (no {name})")
+    with open(path) as handle:
+        return json.load(handle)
+
+
 def _check_options(run_dir, previous, options):
     """Refuse to resume a run folder whose checkpoints come from other options."""
     if previous is None:
@@ -721,14 +731,7 @@ def run_real_images(run_dir):
         ConfigError: `run_dir` is not a run folder.
         DataError: the data cannot be loaded any more (e.g. a folder since deleted).
     """
-    files = {}
-    for name in ("options.json", "model.json"):
-        path = os.path.join(run_dir, name)
-        if not os.path.isfile(path):
-            raise ConfigError(f"{run_dir} is not a kerasgan run folder (no {name})")
-        with open(path) as handle:
-            files[name] = json.load(handle)
-    options, built = files["options.json"], files["model.json"]
+    options, built = _run_record(run_dir, "options.json"), _run_record(run_dir, "model.json")
     return _load_data(
         get_recipe(built["model"]), options.get("data_source") or options["data"],
         built["image_size"], built["channels"], options.get("data_options") or {},
@@ -1079,11 +1082,7 @@ def export_run(run_dir, export_dir="saved_models", name=None):
 
     if name is not None:
         check_export_name(name)
-    description = os.path.join(run_dir, "model.json")
-    if not os.path.isfile(description):
-        raise ConfigError(f"{run_dir} is not a kerasgan run folder (no model.json)")
-    with open(description) as handle:
-        built = json.load(handle)
+    built = _run_record(run_dir, "model.json")
     recipe = get_recipe(built["model"])
     saved_policy = keras.mixed_precision.global_policy().name
     try:
