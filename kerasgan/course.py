@@ -23,6 +23,7 @@ from collections.abc import Callable
 import numpy as np
 
 from kerasgan.errors import ConfigError
+from kerasgan.utils import counted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1130,7 +1131,8 @@ class NotebookSettings:
         ended = f"stopped by {summary.stopped_by}" if summary.stopped_by else "all epochs done"
         return (
             f"data: {data}; time budget: {budget}; {summary.epochs_done} of "
-            f"{summary.epochs_total} epochs ({summary.steps:,} steps this run), {ended}"
+            f"{counted(summary.epochs_total, 'epoch')} ({counted(summary.steps, 'step')} this "
+            f"run), {ended}"
         )
 
 

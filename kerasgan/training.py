@@ -48,7 +48,7 @@ from kerasgan import callbacks as gan_callbacks
 from kerasgan import datasets, distribution, precision
 from kerasgan.errors import ConfigError, DataError, ExportError, KerasganError
 from kerasgan.recipes import MODEL_MODULES, Recipe, get_recipe  # noqa: F401 (re-exported)
-from kerasgan.utils import atomic_path, notice, process_is_running
+from kerasgan.utils import atomic_path, counted, notice, process_is_running
 
 DATA_SOURCES = ("auto", "tfds", "embedded")
 LOCK_NAME = "train.lock"
@@ -98,12 +98,12 @@ class RunSummary:
         how = _execution_note(self.strategy, self.replicas, self.jit_compile)
         export = f"; exported to {self.export_path}" if self.export_path else "; not exported"
         unfinished = (
-            f" and {self.unfinished_steps:,} steps of epoch {self.epochs_done + 1} (a rerun "
-            "trains that epoch again)" if self.unfinished_steps else ""
+            f" and {counted(self.unfinished_steps, 'step')} of epoch {self.epochs_done + 1} (a "
+            "rerun trains that epoch again)" if self.unfinished_steps else ""
         )
         return (
-            f"{self.model}: epoch {self.epochs_done}/{self.epochs_total}{unfinished}, {self.steps:,} steps "
-            f"this run, {speed}, {_format_seconds(self.wall_seconds)} wall time "
+            f"{self.model}: epoch {self.epochs_done}/{self.epochs_total}{unfinished}, "
+            f"{counted(self.steps, 'step')} this run, {speed}, {_format_seconds(self.wall_seconds)} wall time "
             f"({self.precision}{how}{stopped}); run folder {self.run_dir}{export}"
         )
 

@@ -29,6 +29,12 @@ def notice(message):
     print(f"kerasgan: {message}", file=sys.stderr, flush=True)
 
 
+def counted(count, noun):
+    """`count` and `noun` for a message, the noun plural unless the count is one:
+    `counted(1, "step")` is `"1 step"`, `counted(1200, "step")` is `"1,200 steps"`."""
+    return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
+
+
 def to_uint8(images, value_range=(-1, 1)):
     """Map float images in `value_range` to uint8 pixels in `[0, 255]`, rounded and clipped.
 

@@ -264,5 +264,6 @@ def test_report_names_the_data_auto_chose_and_the_budget(tmp_path, monkeypatch):
     line = settings.report(summary)
     # Offline (the tests), `auto` resolves to the embedded sample.
     assert line.startswith("data: embedded (asked for auto); time budget: 3 s"), line
-    assert f"; {summary.epochs_done} of 1 epochs ({summary.steps:,} steps this run), " in line
+    steps = "1 step" if summary.steps == 1 else f"{summary.steps:,} steps"
+    assert f"; {summary.epochs_done} of 1 epoch ({steps} this run), " in line
     assert line.endswith("stopped by the time budget" if summary.stopped_by else "all epochs done"), line

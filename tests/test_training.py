@@ -56,7 +56,7 @@ def test_time_budget_stops_mid_epoch_says_so_and_still_exports(tmp_path, capsys)
     assert summary.epochs_done == 0 and summary.steps == 1 and summary.unfinished_steps == 1
     assert json.load(open(tmp_path / "run" / "summary.json"))["unfinished_steps"] == 1
     line = summary.line()
-    assert "epoch 0/50 and 1 steps of epoch 1" in line and "stopped by the time budget" in line
+    assert "epoch 0/50 and 1 step of epoch 1" in line and "stopped by the time budget" in line
     assert summary.export_path and os.path.isdir(summary.export_path)
 
     # The rerun trains the whole first epoch again, on top of the saved step.

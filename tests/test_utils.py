@@ -172,3 +172,10 @@ def test_a_file_is_never_written_over_a_folder(work):
         with utils.atomic_path("grid.png") as tmp:
             open(tmp, "w").close()
     assert snapshot(work / "grid.png") == []
+
+
+@pytest.mark.parametrize(
+    "count, expected", [(0, "0 steps"), (1, "1 step"), (2, "2 steps"), (1200, "1,200 steps")]
+)
+def test_counted_makes_the_noun_plural_unless_the_count_is_one(count, expected):
+    assert utils.counted(count, "step") == expected
