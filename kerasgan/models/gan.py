@@ -81,6 +81,14 @@ def preset_config(configs, preset, overrides, family, extra_options=()):
     return {**configs[preset], **overrides}
 
 
+def learning_rate_pair(learning_rate):
+    """`(generator's rate, discriminator's)` of a `default_optimizers` argument: one rate (or
+    None) for both, or a pair already."""
+    if isinstance(learning_rate, (tuple, list)):
+        return tuple(learning_rate)
+    return learning_rate, learning_rate
+
+
 def with_loss_scaling(optimizer):
     """Wrap `optimizer` in a `LossScaleOptimizer` when the global policy is `mixed_float16`.
 
@@ -245,10 +253,9 @@ class GAN(keras.Model):
         `default_adam` with each of `default_adam_settings`, and `learning_rate` in place of
         their rates when given (a recipe's CPU setting): one rate for both, or a pair
         `(generator's, discriminator's)`."""
-        rates = (learning_rate,) * 2 if not isinstance(learning_rate, (tuple, list)) else learning_rate
         g_settings, d_settings = (
             settings if rate is None else {**settings, "learning_rate": rate}
-            for settings, rate in zip(self.default_adam_settings, rates)
+            for settings, rate in zip(self.default_adam_settings, learning_rate_pair(learning_rate))
         )
         return default_adam(**g_settings), default_adam(**d_settings)
 

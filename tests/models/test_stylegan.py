@@ -233,6 +233,18 @@ def test_lazy_r1_corrects_the_discriminator_optimizer():
     np.testing.assert_allclose(float(gan.g_optimizer.learning_rate), 0.002, rtol=1e-6)
 
 
+@pytest.mark.parametrize("rate, expected", [(4e-3, (4e-3, 4e-3)), ((3e-3, 5e-3), (3e-3, 5e-3))])
+def test_a_cpu_learning_rate_replaces_the_papers_and_keeps_the_lazy_r1_correction(rate, expected):
+    gan = tiny(r1_interval=4)
+    ratio = 4 / 5
+    g_optimizer, d_optimizer = gan.default_optimizers(rate)
+    np.testing.assert_allclose(float(g_optimizer.learning_rate), expected[0], rtol=1e-6)
+    np.testing.assert_allclose(float(d_optimizer.learning_rate), expected[1] * ratio, rtol=1e-6)
+    np.testing.assert_allclose(d_optimizer.beta_2, 0.99**ratio, rtol=1e-6)
+    assert float(g_optimizer.beta_1) == float(d_optimizer.beta_1) == 0.0
+    assert float(g_optimizer.beta_2) == pytest.approx(0.99)
+
+
 # --- w_avg and EMA ---
 
 
