@@ -66,9 +66,9 @@ What is faithful and what is not (choices for a 2-core CPU and a course):
   the mapping network has 4 layers (paper: 8); widths are far smaller; `w_avg` is tracked on
   a fresh batch of latents each step (StyleGAN2 reuses the generator pass's `w`s); on a machine
   without a GPU the course trains both networks with Adam at 4x StyleGAN2's rate (the recipe's
-  `learning_rate_cpu`; `compile()` and GPU runs keep 0.002): the equalised weights move 0.2% of
-  their scale per step at 0.002, too slowly for the ~2,000 steps of a few CPU minutes to get
-  past one digit-sized blob.
+  `learning_rate_cpu`; `compile()` and GPU runs keep 0.002): equalised weights are stored at unit
+  scale, so Adam at 0.002 moves each by about 0.2% of itself per step, too slowly for the few
+  thousand steps of a CPU run to get past one digit-sized blob (benchmarks/README.md).
 * Omitted: path-length regularisation (it smooths the W -> image map at the cost of an extra
   generator backward pass every 4 steps, too expensive for the CPU budget of the course) and
   adaptive augmentation (StyleGAN2-ADA).
