@@ -51,9 +51,12 @@ from kerasgan.errors import ConfigError
 from kerasgan.layers.augment import DiffAugment
 
 
-def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999):
-    """Adam with the DCGAN paper's settings (Radford et al., 2015): lr 2e-4, beta_1 0.5."""
-    return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2)
+def default_adam(learning_rate=2e-4, beta_1=0.5, beta_2=0.999, epsilon=1e-7):
+    """Adam with the DCGAN paper's settings (Radford et al., 2015): lr 2e-4, beta_1 0.5
+    (epsilon: Keras's default)."""
+    return keras.optimizers.Adam(
+        learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon
+    )
 
 
 def preset_config(configs, preset, overrides, family, extra_options=()):
@@ -248,16 +251,20 @@ class GAN(keras.Model):
 
     # === Setting up training ===
 
-    def default_optimizers(self, learning_rate=None):
-        """The (generator, discriminator) optimizers used when `compile` is given none:
-        `default_adam` with each of `default_adam_settings`, and `learning_rate` in place of
-        their rates when given (a recipe's CPU setting): one rate for both, or a pair
-        `(generator's, discriminator's)`."""
-        g_settings, d_settings = (
+    def default_adam_arguments(self, learning_rate=None):
+        """The (generator's, discriminator's) keyword arguments of `default_adam`: each of
+        `default_adam_settings`, with `learning_rate` in place of their rates when given (a
+        recipe's CPU setting): one rate for both, or a pair `(generator's, discriminator's)`."""
+        return tuple(
             settings if rate is None else {**settings, "learning_rate": rate}
             for settings, rate in zip(self.default_adam_settings, learning_rate_pair(learning_rate))
         )
-        return default_adam(**g_settings), default_adam(**d_settings)
+
+    def default_optimizers(self, learning_rate=None):
+        """The (generator, discriminator) optimizers used when `compile` is given none:
+        `default_adam` with each of `default_adam_arguments(learning_rate)`."""
+        g_arguments, d_arguments = self.default_adam_arguments(learning_rate)
+        return default_adam(**g_arguments), default_adam(**d_arguments)
 
     def compile(self, g_optimizer=None, d_optimizer=None, loss=None, **kwargs):
         """Configure the model for training.

@@ -106,7 +106,6 @@ from kerasgan.layers.style import (
 from kerasgan.models.gan import (
     GAN,
     global_batch_mean,
-    learning_rate_pair,
     minimize,
     preset_config,
     refuse_generate_options,
@@ -433,25 +432,24 @@ class StyleGAN(GAN):
 
     # --- setting up training ---
 
-    def default_optimizers(self, learning_rate=None):
-        """StyleGAN2's Adam: lr 0.002, betas (0, 0.99), eps 1e-8; `learning_rate` in place of
-        the rate when given (a recipe's CPU setting): one rate for both, or a pair
-        `(generator's, discriminator's)`. D's is corrected for lazy R1, which adds one D update
-        (step 4 of `train_step`) every `r1_interval` steps, so that the per-step decay of its
-        moments matches an optimizer without the extra steps:
-        `c = interval / (interval + 1)`, lr * c, beta_2 ** c."""
-        g_rate, d_rate = learning_rate_pair(learning_rate)
+    # StyleGAN2's Adam for both networks: lr 0.002, betas (0, 0.99), eps 1e-8.
+    default_adam_settings = (
+        {"learning_rate": 0.002, "beta_1": 0.0, "beta_2": 0.99, "epsilon": 1e-8},
+    ) * 2
+
+    def default_adam_arguments(self, learning_rate=None):
+        """StyleGAN2's Adam (`default_adam_settings`, a recipe's CPU `learning_rate` in place of
+        the rate when given), D's corrected for lazy R1, which adds one D update (step 4 of
+        `train_step`) every `r1_interval` steps, so that the per-step decay of its moments
+        matches an optimizer without the extra steps: `c = interval / (interval + 1)`, lr * c,
+        beta_2 ** c."""
+        g_arguments, d_arguments = super().default_adam_arguments(learning_rate)
         ratio = self.r1_interval / (self.r1_interval + 1.0)
-        return (
-            keras.optimizers.Adam(
-                learning_rate=0.002 if g_rate is None else g_rate,
-                beta_1=0.0, beta_2=0.99, epsilon=1e-8,
-            ),
-            keras.optimizers.Adam(
-                learning_rate=(0.002 if d_rate is None else d_rate) * ratio,
-                beta_1=0.0, beta_2=0.99**ratio, epsilon=1e-8,
-            ),
-        )
+        return g_arguments, {
+            **d_arguments,
+            "learning_rate": d_arguments["learning_rate"] * ratio,
+            "beta_2": d_arguments["beta_2"] ** ratio,
+        }
 
     # --- the training step ---
 

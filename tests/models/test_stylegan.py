@@ -243,6 +243,7 @@ def test_a_cpu_learning_rate_replaces_the_papers_and_keeps_the_lazy_r1_correctio
     np.testing.assert_allclose(d_optimizer.beta_2, 0.99**ratio, rtol=1e-6)
     assert float(g_optimizer.beta_1) == float(d_optimizer.beta_1) == 0.0
     assert float(g_optimizer.beta_2) == pytest.approx(0.99)
+    assert g_optimizer.epsilon == d_optimizer.epsilon == 1e-8  # StyleGAN2's, not Keras's 1e-7
 
 
 # --- w_avg and EMA ---
