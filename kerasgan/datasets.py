@@ -187,12 +187,16 @@ def _display(path):
         return str(path)
 
 
-def load_arrays(name):
+def load_arrays(name, seed=None):
     """The embedded dataset `name` as NumPy arrays, straight from its `.npz` file.
 
     Args:
         name: `"mnist"` or `"digits"` (see `EMBEDDED`), or `"colored_mnist"`, which is computed
             from the MNIST file at load time (see `GENERATED`).
+        seed: when given, the examples come in a random order drawn from this seed (the same
+            order every time). The MNIST file is ordered by class, 500 zeros first, so a slice
+            of it such as `images[:2000]` or `images[-256:]` holds a few classes only; a slice of
+            the shuffled arrays is a sample of all ten.
 
     Returns:
         `(images, labels)`: uint8 images `[N, H, W]` (or `[N, H, W, C]`) in 0..255 and int64
@@ -205,9 +209,17 @@ def load_arrays(name):
         >>> images, labels = load_arrays("mnist")
         >>> images.shape, images.dtype, np.bincount(labels)
         ((5000, 28, 28), dtype('uint8'), array([500, 500, ..., 500]))
+        >>> held_out = load_arrays("mnist", seed=0)[0][-256:]   # every class, not 256 nines
     """
-    if name in GENERATED:
-        return GENERATED[name]()
+    images, labels = GENERATED[name]() if name in GENERATED else _read_embedded(name)
+    if seed is None:
+        return images, labels
+    order = np.random.default_rng(seed).permutation(len(images))
+    return images[order], labels[order]
+
+
+def _read_embedded(name):
+    """`load_arrays` of a file in `EMBEDDED`, checked, in the file's order."""
     path = _embedded_path(name)
     rebuild = "rebuild it with 'python scripts/build_embedded_data.py'"
     if "KERASGAN_DATA_DIR" in os.environ:

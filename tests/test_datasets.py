@@ -81,6 +81,23 @@ def test_labels_follow_the_images():
     np.testing.assert_array_equal(loaded, labels)
 
 
+def test_a_seed_gives_the_same_examples_in_one_random_order_so_a_slice_holds_every_class():
+    images, labels = datasets.load_arrays("mnist")
+    assert set(labels[-256:]) == {9}  # the file is ordered by class: the trap the seed avoids
+    shuffled, shuffled_labels = datasets.load_arrays("mnist", seed=0)
+    again, again_labels = datasets.load_arrays("mnist", seed=0)
+    np.testing.assert_array_equal(shuffled, again)
+    np.testing.assert_array_equal(shuffled_labels, again_labels)
+    assert not np.array_equal(datasets.load_arrays("mnist", seed=1)[1], shuffled_labels)
+    assert set(shuffled_labels[-256:]) == set(range(10))
+    assert set(shuffled_labels[:2000]) == set(range(10))
+    # The same examples, each image still with its own label.
+    def pairs(images, labels):
+        return sorted(zip(labels.tolist(), (image.tobytes() for image in images)))
+
+    assert pairs(shuffled, shuffled_labels) == pairs(images, labels)
+
+
 def test_resize_and_channel_conversion():
     image, label = first(
         datasets.load("mnist", source="embedded", with_labels=True, image_size=32, channels=3)
