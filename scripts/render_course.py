@@ -377,7 +377,7 @@ def machine_description():
     except OSError:
         pass
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores, {'with' if amx else 'without'} AMX (amx_bf16)"
+    return f"{model}, {cores} cores, {'with AMX (amx_bf16)' if amx else 'without AMX'}"
 
 
 def execute(path, smoke, timeout):
