@@ -152,8 +152,8 @@ def test_a_recipes_cpu_learning_rate_reaches_both_optimizers_and_only_on_a_cpu(t
     assert float(gan.d_optimizer.beta_1) == 0.0 and float(gan.d_optimizer.beta_2) == 0.9
     assert ", Adam at 0.0008 (the CPU setting);" in training._start_line(settings, data.dataset, 0)
     assert settings.options("embedded")["learning_rate"] == 8e-4
-    # DCGAN has no CPU rate; on a GPU, WGAN-GP keeps its paper's settings.
-    assert tiny_settings(tmp_path).learning_rate is None
+    # cGAN has no CPU rate; on a GPU, WGAN-GP keeps its paper's settings.
+    assert training.resolve_settings("cgan", **tiny_options(tmp_path)).learning_rate is None
     monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
     assert training.resolve_learning_rate(training.get_recipe("wgan-gp")) is None
 
@@ -183,7 +183,7 @@ def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):
     options = json.load(open(tmp_path / "run" / "options.json"))
     assert options["data"] == "auto" and options["data_source"] == data.source == "embedded"
     assert options["seed"] == 0 and options["precision"] == "float32" and options["epochs"] == 2
-    assert options["learning_rate"] is None  # DCGAN trains with its compile() settings
+    assert options["learning_rate"] == training.resolve_learning_rate(training.get_recipe("dcgan"))
     model = json.load(open(tmp_path / "run" / "model.json"))
     assert (model["model"], model["preset"], model["image_size"], model["channels"]) == ("dcgan", "tiny", 28, 1)
     assert sorted(os.listdir(tmp_path / "run")) == ["model.json", "options.json"]  # no temp files
