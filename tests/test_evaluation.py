@@ -15,9 +15,8 @@ from kerasgan.errors import ConfigError, DataError
 @pytest.fixture(scope="module")
 def digits():
     """The embedded MNIST sample as uint8 [5000, 28, 28], in a seeded random order."""
-    images, _ = datasets.load_arrays("mnist")
-    images = np.asarray(images, "uint8").reshape(-1, 28, 28)
-    return images[np.random.default_rng(0).permutation(len(images))]
+    images, _ = datasets.load_arrays("mnist", seed=0)
+    return np.asarray(images, "uint8").reshape(-1, 28, 28)
 
 
 @pytest.fixture(scope="module")
