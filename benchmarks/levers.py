@@ -11,7 +11,8 @@ images follow it), `g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or 
 every lever and seed, the model is trained exactly as `benchmarks/quality.py` trains it
 (`python -m kerasgan train MODEL --data embedded --time-budget BUDGET`, precision `auto`) with
 the lever's options on top of the default preset, and its samples are judged by the offline
-judge (FD-judge, lower is better). Seeds alternate
+judge (FD-judge, lower is better; for unconditional digit models also the share of samples the
+judge reads confidently, `quality.read_confidently`). Seeds alternate
 order per round, so a change of load on the machine slows every lever alike. The table gives the
 median and range of FD-judge over seeds; a lever "wins" when its worst seed beats the baseline's
 median. The figures, with their machine and date, are in benchmarks/README.md.
@@ -168,20 +169,22 @@ def main():
             if "fd_judge" not in row:
                 raise SystemExit(f"{args.model} {spec}: {row.get('note')}")
             results[spec].append(row)
-            asked = f", class as asked {row['class_accuracy']:.1%}" if "class_accuracy" in row else ""
             print(f"  {spec} seed {seed}: {row['steps']} steps, FD-judge {row['fd_judge']:.1f}"
-                  f"{asked}", file=sys.stderr, flush=True)
-    labelled = all("class_accuracy" in row for rows in results.values() for row in rows)
+                  f"{quality.judged_shares(row)}", file=sys.stderr, flush=True)
+    # The judged share every row has: the class asked for (conditional models) or the samples
+    # read confidently (unconditional digit models).
+    shares = [key for key in ("class_accuracy", "read_confidently")
+              if all(key in row for rows in results.values() for row in rows)]
+    titles = {"class_accuracy": "class as asked", "read_confidently": "read confidently"}
     print("| lever | options | steps (median) | FD-judge median | FD-judge range |"
-          + (" class as asked (median) |" if labelled else ""))
-    print("|---|---|---|---|---|" + ("---|" if labelled else ""))
+          + "".join(f" {titles[key]} (median) |" for key in shares))
+    print("|---|---|---|---|---|" + "---|" * len(shares))
     for spec, rows in results.items():
         scores = [row["fd_judge"] for row in rows]
         steps = statistics.median(row["steps"] for row in rows)
-        asked = (f" {statistics.median(row['class_accuracy'] for row in rows):.1%} |"
-                 if labelled else "")
+        judged = "".join(f" {statistics.median(row[key] for row in rows):.1%} |" for key in shares)
         print(f"| {spec} | {levers[spec] or 'default preset'} | {steps:,.0f} | "
-              f"{statistics.median(scores):.1f} | {min(scores):.1f}-{max(scores):.1f} |{asked}")
+              f"{statistics.median(scores):.1f} | {min(scores):.1f}-{max(scores):.1f} |{judged}")
 
 
 if __name__ == "__main__":
