@@ -144,14 +144,14 @@ def test_build_model_seeds_the_weights(tmp_path):
 
 def test_a_recipes_cpu_learning_rate_reaches_both_optimizers_and_only_on_a_cpu(tmp_path, monkeypatch):
     settings = training.resolve_settings("wgan-gp", **tiny_options(tmp_path, batch_size=64))
-    assert settings.learning_rate == training.get_recipe("wgan-gp").learning_rate_cpu == 8e-4
+    assert settings.learning_rate == training.get_recipe("wgan-gp").learning_rate_cpu == 1.6e-3
     gan, data = built(settings)
     rates = [float(optimizer.learning_rate) for optimizer in (gan.g_optimizer, gan.d_optimizer)]
-    assert rates == pytest.approx([8e-4, 8e-4])
+    assert rates == pytest.approx([1.6e-3, 1.6e-3])
     # The model's other Adam arguments stay its own (WGAN-GP's betas 0 and 0.9).
     assert float(gan.d_optimizer.beta_1) == 0.0 and float(gan.d_optimizer.beta_2) == 0.9
-    assert ", Adam at 0.0008 (the CPU setting);" in training._start_line(settings, data.dataset, 0)
-    assert settings.options("embedded")["learning_rate"] == 8e-4
+    assert ", Adam at 0.0016 (the CPU setting);" in training._start_line(settings, data.dataset, 0)
+    assert settings.options("embedded")["learning_rate"] == 1.6e-3
     # cGAN has no CPU rate; on a GPU, WGAN-GP keeps its paper's settings.
     assert training.resolve_settings("cgan", **tiny_options(tmp_path)).learning_rate is None
     monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
