@@ -85,6 +85,17 @@ def test_pages_are_full_mode_hold_no_base64_and_stay_small():
     assert render_course.directory_bytes(pages) < render_course.MAX_TOTAL_BYTES
 
 
+def test_pages_hold_no_tensorflow_start_up_lines():
+    """The C++ lines TensorFlow writes on import (before its logging starts) are noise to a
+    learner; notebooks import kerasgan first, which keeps them off stderr."""
+    pages = os.path.join(ROOT, "docs", "course")
+    for name in sorted(os.listdir(pages)) if os.path.isdir(pages) else []:
+        if name.endswith(".md"):
+            text = open(os.path.join(pages, name), encoding="utf-8").read()
+            for marker in ("absl::InitializeLog", "cudart_stub.cc", "port.cc:"):
+                assert marker not in text, f"{name}: TensorFlow start-up line ({marker})"
+
+
 def test_readme_links_every_rendered_page_and_only_those():
     import re
 

@@ -52,5 +52,24 @@ def test_notebook_is_committed_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
+def test_notebook_imports_kerasgan_before_tensorflow(path):
+    """kerasgan imports TensorFlow with its C++ start-up lines (oneDNN, CUDA probing) kept off
+    stderr; a kernel that imports TensorFlow or Keras first shows them to the learner, on the
+    rendered page too."""
+    code = "\n".join(
+        "".join(cell["source"]) for cell in json.load(open(path))["cells"]
+        if cell["cell_type"] == "code"
+    )
+    first = {
+        name: match.start() if (match := re.search(pattern, code, re.MULTILINE)) else len(code)
+        for name, pattern in {
+            "kerasgan": r"^\s*(import|from) kerasgan\b",
+            "tensorflow or keras": r"^\s*(import|from) (tensorflow|keras)\b",
+        }.items()
+    }
+    assert first["kerasgan"] < first["tensorflow or keras"], "import kerasgan before TensorFlow"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
 def test_notebook_runs_in_smoke_mode(path, tmp_path, smoke_env):
     run_notebook(path, tmp_path)
