@@ -89,7 +89,8 @@ generator updates, with the gradient norm as close to 1 (the comparison is in
 `benchmarks/README.md`). On a machine without a GPU the course's runs (`training.train`, the
 CLI) go further, to `1.6e-3` for both networks (`Recipe.learning_rate_cpu`): within the same two
 CPU minutes, 4x the rate gave cleaner digits and about half the FD-judge over three seeds, and 8x
-a lower FD-judge again, with more samples the judge reads as digits; GPU runs keep `2e-4`. Pass `g_optimizer`/`d_optimizer` to `compile` for the paper's settings.
+a lower FD-judge again, with more samples the judge reads as digits; GPU runs keep `2e-4`. Pass
+`g_optimizer`/`d_optimizer` to `compile` for the paper's settings.
 """
 
 import math
