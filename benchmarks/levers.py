@@ -173,11 +173,10 @@ def main():
                   f"{quality.judged_shares(row)}", file=sys.stderr, flush=True)
     # The judged share every row has: the class asked for (conditional models) or the samples
     # read confidently (unconditional digit models).
-    shares = [key for key in ("class_accuracy", "read_confidently")
+    shares = [key for key in quality.JUDGED_SHARES
               if all(key in row for rows in results.values() for row in rows)]
-    titles = {"class_accuracy": "class as asked", "read_confidently": "read confidently"}
     print("| lever | options | steps (median) | FD-judge median | FD-judge range |"
-          + "".join(f" {titles[key]} (median) |" for key in shares))
+          + "".join(f" {quality.JUDGED_SHARES[key]} (median) |" for key in shares))
     print("|---|---|---|---|---|" + "---|" * len(shares))
     for spec, rows in results.items():
         scores = [row["fd_judge"] for row in rows]

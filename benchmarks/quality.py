@@ -143,10 +143,13 @@ def benchmark(
     return row
 
 
+# A row's judged shares (keys of `benchmark`'s rows) and how tables name them.
+JUDGED_SHARES = {"class_accuracy": "class as asked", "read_confidently": "read confidently"}
+
+
 def judged_shares(row):
     """The row's judged shares as text: "  class as asked 99.2%", "  read confidently 61.0%"."""
-    shares = {"class_accuracy": "class as asked", "read_confidently": "read confidently"}
-    return "".join(f"  {label} {row[key]:.1%}" for key, label in shares.items() if key in row)
+    return "".join(f"  {label} {row[key]:.1%}" for key, label in JUDGED_SHARES.items() if key in row)
 
 
 def format_table(rows, n):

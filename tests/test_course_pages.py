@@ -73,27 +73,32 @@ def test_pages_not_rendered_yet_are_listed():
                       + ", ".join(missing), UserWarning, stacklevel=1)
 
 
-def test_pages_are_full_mode_hold_no_base64_and_stay_small():
-    pages = os.path.join(ROOT, "docs", "course")
-    if not os.path.isdir(pages):
-        return
-    for name in os.listdir(pages):
+PAGES = os.path.join(ROOT, "docs", "course")
+
+
+def rendered_pages():
+    """`(file name, text)` of every rendered page in the repository."""
+    names = sorted(os.listdir(PAGES)) if os.path.isdir(PAGES) else []
+    for name in names:
         if name.endswith(".md"):
-            text = open(os.path.join(pages, name), encoding="utf-8").read()
-            assert "data:image" not in text and ";base64," not in text, name
-            assert "full mode" in text.split("\n", 3)[2], f"{name}: re-render without --smoke"
-    assert render_course.directory_bytes(pages) < render_course.MAX_TOTAL_BYTES
+            yield name, open(os.path.join(PAGES, name), encoding="utf-8").read()
+
+
+def test_pages_are_full_mode_hold_no_base64_and_stay_small():
+    if not os.path.isdir(PAGES):
+        return
+    for name, text in rendered_pages():
+        assert "data:image" not in text and ";base64," not in text, name
+        assert "full mode" in text.split("\n", 3)[2], f"{name}: re-render without --smoke"
+    assert render_course.directory_bytes(PAGES) < render_course.MAX_TOTAL_BYTES
 
 
 def test_pages_hold_no_tensorflow_start_up_lines():
     """The C++ lines TensorFlow writes on import (before its logging starts) are noise to a
     learner; notebooks import kerasgan first, which keeps them off stderr."""
-    pages = os.path.join(ROOT, "docs", "course")
-    for name in sorted(os.listdir(pages)) if os.path.isdir(pages) else []:
-        if name.endswith(".md"):
-            text = open(os.path.join(pages, name), encoding="utf-8").read()
-            for marker in ("absl::InitializeLog", "cudart_stub.cc", "port.cc:"):
-                assert marker not in text, f"{name}: TensorFlow start-up line ({marker})"
+    for name, text in rendered_pages():
+        for marker in ("absl::InitializeLog", "cudart_stub.cc", "port.cc:"):
+            assert marker not in text, f"{name}: TensorFlow start-up line ({marker})"
 
 
 def test_readme_links_every_rendered_page_and_only_those():

@@ -60,14 +60,11 @@ def test_notebook_imports_kerasgan_before_tensorflow(path):
         "".join(cell["source"]) for cell in json.load(open(path))["cells"]
         if cell["cell_type"] == "code"
     )
-    first = {
-        name: match.start() if (match := re.search(pattern, code, re.MULTILINE)) else len(code)
-        for name, pattern in {
-            "kerasgan": r"^\s*(import|from) kerasgan\b",
-            "tensorflow or keras": r"^\s*(import|from) (tensorflow|keras)\b",
-        }.items()
-    }
-    assert first["kerasgan"] < first["tensorflow or keras"], "import kerasgan before TensorFlow"
+    def first_import(modules):
+        match = re.search(rf"^\s*(import|from) ({modules})\b", code, re.MULTILINE)
+        return match.start() if match else len(code)
+
+    assert first_import("kerasgan") < first_import("tensorflow|keras"), "import kerasgan first"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
