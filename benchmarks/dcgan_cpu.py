@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from quality import confident_share  # noqa: E402  (benchmarks/quality.py)
 
 from kerasgan import callbacks, datasets, evaluation, training  # noqa: E402
 from kerasgan.models import DCGAN  # noqa: E402
@@ -73,7 +74,7 @@ class JudgeEachEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         samples = self.model.generate(2000, seed=123)
         features, probabilities = self.judge.extract(samples)
-        confident = float((probabilities.max(axis=1) > 0.9).mean())
+        confident = confident_share(probabilities)
         shares = np.bincount(probabilities.argmax(axis=1), minlength=10) / len(probabilities)
         classes = int((shares >= 0.02).sum())
         mu, sigma = evaluation.feature_statistics(features)
@@ -91,7 +92,7 @@ def quality(budget_seconds=None, keep=None):
     judge = evaluation.offline_judge()
     real, _ = datasets.load_arrays("mnist")
     real_features, real_probabilities = judge.extract(real)
-    real_confident = float((real_probabilities.max(axis=1) > 0.9).mean())
+    real_confident = confident_share(real_probabilities)
     real_stats = evaluation.feature_statistics(real_features)
     print(f"real digits: {real_confident:.0%} classified with confidence > 0.9")
     print(f"{'epoch':>5}{'seconds':>9}{'confident':>11}{'classes':>9}{'FD-judge':>11}")

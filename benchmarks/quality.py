@@ -15,7 +15,7 @@ dataset with the offline judge (a small MNIST classifier shipped in `data/judges
   FIDs, and biased upward at small n, so compare rows at the same n);
 * KID: the unbiased kernel distance in the same space, mean ± std over 100 subsets;
 * read confidently (unconditional digit models): the share of samples whose most likely class
-  the judge gives at least 0.9, a count of "recognisable digits" for grids too large to read
+  the judge gives more than 0.9, a count of "recognisable digits" for grids too large to read
   cell by cell (real MNIST digits: about 98%);
 * class as asked (class-conditional digit models): the share the judge reads as the class asked.
 
@@ -71,10 +71,15 @@ def class_accuracy(gan, judge, n, seed):
 CONFIDENT = 0.9
 
 
+def confident_share(probabilities):
+    """The share of images whose most likely class has a probability above `CONFIDENT`
+    (`probabilities`: the judge's `[N, classes]`)."""
+    return float(np.mean(np.asarray(probabilities).max(axis=1) > CONFIDENT))
+
+
 def read_confidently(gan, judge, n, seed):
-    """The share of `n` samples whose most likely class the judge gives at least `CONFIDENT`."""
-    probabilities = np.asarray(judge.classify(gan.generate(n, seed=seed)))
-    return float(np.mean(probabilities.max(axis=1) >= CONFIDENT))
+    """The share of `n` samples the judge reads confidently (`confident_share`)."""
+    return confident_share(judge.classify(gan.generate(n, seed=seed)))
 
 
 def not_applicable(recipe, gan):
