@@ -48,11 +48,11 @@ comments carry these numbers:
    training, where the minimax loss saturates (notebook 01).
 5. When `ema_decay` is set (not in the paper), move the moving average of G's weights, which
    samples and exports then use, towards G.
+6. Report the mean losses and D's mean probabilities `D(x)` and `D(G(z))`.
 
 Not in the paper either, and off unless asked for: `augmentation` shows D every image of steps 3
 and 4, real and fake, through the same random differentiable transformations (DiffAugment,
 `kerasgan.layers.augment`), which keeps D from memorising a small training set.
-6. Report the mean losses and D's mean probabilities `D(x)` and `D(G(z))`.
 
 These are the losses of the default `compile(loss="non_saturating")`; another name from
 `kerasgan.losses` (e.g. `"least_squares"`) swaps the losses of steps 3 and 4 and nothing else. Both networks run in
