@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from quality import confident_share  # noqa: E402  (benchmarks/quality.py)
+from quality import CONFIDENT, confident_share  # noqa: E402  (benchmarks/quality.py)
 
 from kerasgan import callbacks, datasets, evaluation, training  # noqa: E402
 from kerasgan.models import DCGAN  # noqa: E402
@@ -94,7 +94,7 @@ def quality(budget_seconds=None, keep=None):
     real_features, real_probabilities = judge.extract(real)
     real_confident = confident_share(real_probabilities)
     real_stats = evaluation.feature_statistics(real_features)
-    print(f"real digits: {real_confident:.0%} classified with confidence > 0.9")
+    print(f"real digits: {real_confident:.0%} classified with confidence > {CONFIDENT:g}")
     print(f"{'epoch':>5}{'seconds':>9}{'confident':>11}{'classes':>9}{'FD-judge':>11}")
     monitor = JudgeEachEpoch(judge, real_stats, time.monotonic())
     with tempfile.TemporaryDirectory() as folder:
