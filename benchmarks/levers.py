@@ -1,11 +1,11 @@
 """Quality levers against the same wall-clock budget: which preset options buy quality per second.
 
     python benchmarks/levers.py --model dcgan --levers baseline ema augment ema+augment
-    python benchmarks/levers.py --model wgan-gp --levers baseline ema ema+n_critic=2 --budget 120
+    python benchmarks/levers.py --model wgan-gp --levers baseline ema n_critic=5 --budget 120
     python benchmarks/levers.py --model dcgan --levers baseline ema --images /tmp/grids
 
 Each lever is a set of preset options (`LEVERS`, joined with `+`; `key=value` sets any option
-of the model's preset, e.g. `n_critic=2`; `precision=float32`, `batch_size=64` and
+of the model's preset, e.g. `n_critic=5`; `precision=float32`, `batch_size=64` and
 `image_size=16` set the run's precision policy, batch size and image size (the judge's real
 images follow it), `g_learning_rate=1e-4` or `d_beta_1=0` an argument of G's or D's Adam). For
 every lever and seed, the model is trained exactly as `benchmarks/quality.py` trains it
@@ -107,6 +107,23 @@ def register_preset(model, spec, preset_options):
 
 
 @contextlib.contextmanager
+def cpu_model_options_aside(model, preset_options):
+    """Train `model` without the recipe's CPU model options that the lever sets itself, and
+    without its CPU batch size (`Recipe.batch_size_cpu` goes with those options: WGAN-GP's is
+    2 critic updates of 32), so that `n_critic=5` trains the paper's 5 x 32."""
+    recipe = recipes.get_recipe(model)
+    if not set(preset_options) & set(recipe.model_options_cpu):
+        yield
+        return
+    kept = {key: value for key, value in recipe.model_options_cpu.items() if key not in preset_options}
+    recipes.RECIPES[model] = dataclasses.replace(recipe, model_options_cpu=kept, batch_size_cpu=None)
+    try:
+        yield
+    finally:
+        recipes.RECIPES[model] = recipe
+
+
+@contextlib.contextmanager
 def adam_settings(model, settings):
     """Train `model` with its class's default Adam arguments updated by `settings` (G's, D's).
 
@@ -149,7 +166,7 @@ def main():
     plans = {}
     for spec, options in levers.items():
         preset_options, run, adam = split_options(options)
-        plans[spec] = (register_preset(args.model, spec, preset_options), run, adam)
+        plans[spec] = (register_preset(args.model, spec, preset_options), run, adam, preset_options)
     judge = evaluation.offline_judge()
     print(f"machine: {course.hardware().describe()}; {args.model}, {args.budget:g} s per run, "
           f"seeds {args.seeds}, n={args.n}\n")
@@ -158,8 +175,8 @@ def main():
         order = args.levers if index % 2 == 0 else list(reversed(args.levers))
         for spec in order:
             picture = f"{args.model}_{spec.replace('=', '')}_seed{seed}"
-            preset, run, adam = plans[spec]
-            with adam_settings(args.model, adam):
+            preset, run, adam, preset_options = plans[spec]
+            with adam_settings(args.model, adam), cpu_model_options_aside(args.model, preset_options):
                 row = quality.benchmark(
                     args.model, args.budget, args.n, seed, judge, args.images,
                     preset=preset, picture_name=picture,

@@ -81,6 +81,12 @@ class Recipe:
         learning_rate_cpu: Adam's learning rate on a machine without a GPU, in place of the
             model's defaults (its paper's, kept on GPUs): one rate for both networks, or a pair
             `(generator's, discriminator's)`; None: the defaults.
+        model_options_cpu: overrides of the preset's options on a machine without a GPU (e.g.
+            WGAN-GP's `{"n_critic": 2}`), passed to `build` as keywords; GPU runs keep the
+            preset's (its paper's) values.
+        batch_size_cpu: the default batch size on a machine without a GPU when it differs from
+            `batch_size` (e.g. because `model_options_cpu` changes how a batch is cut); None:
+            `batch_size`.
     """
 
     name: str
@@ -105,6 +111,10 @@ class Recipe:
     # A short CPU run is a few thousand updates, where a larger step than the paper's (tuned for
     # long GPU runs) can buy quality per minute (`benchmarks/levers.py`).
     learning_rate_cpu: float | tuple[float, float] | None = None
+    # For the same reason: the paper's balance of updates is tuned for hundreds of thousands of
+    # them, and a CPU run may buy more quality per minute with another (`benchmarks/levers.py`).
+    model_options_cpu: dict = dataclasses.field(default_factory=dict, hash=False)
+    batch_size_cpu: int | None = None
 
     def __post_init__(self):
         if self.build is None:
@@ -163,12 +173,19 @@ RECIPES = {
             name="wgan-gp",
             model="kerasgan.models.wgan_gp:WGANGP",
             description="WGAN-GP (Gulrajani et al., 2017) on MNIST digits",
-            # 150 epochs of 31 steps (~4,600 generator updates): enough for most samples to be
-            # recognisable digits within the course's CPU budget (timing: benchmarks/README.md).
+            # 150 epochs: enough for most samples to be recognisable digits within the course's
+            # CPU budget (timing: benchmarks/README.md). An epoch is one pass of the critic over
+            # the data: about 155 critic updates of 32 images, whatever n_critic is.
             epochs=150,
             # Real images per step: 5 critic updates of 32 images each (see the module
-            # docstring of models/wgan_gp.py).
+            # docstring of models/wgan_gp.py); on a CPU, 2 of 32.
             batch_size=160,
+            batch_size_cpu=64,
+            # On a CPU, 2 critic updates per generator update instead of the paper's 5: in the
+            # same two and ten CPU minutes G takes more than twice the updates, and the digits
+            # are cleaner with a lower FD-judge over three seeds (benchmarks/README.md, "Seventh
+            # round"); GPU runs keep 5.
+            model_options_cpu={"n_critic": 2},
             # On a CPU, Adam at 1.6e-3 for both networks (8x the GPU default, betas still 0 and
             # 0.9): in the same two minutes 4x gave about half the GPU default's FD-judge, and
             # 8x lower still, with more samples the judge reads as digits (benchmarks/README.md,

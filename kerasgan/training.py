@@ -221,9 +221,12 @@ def _release_lock(path):
 # the resolved policy: checkpoints written under `mixed_float16` hold loss-scale variables that
 # a float32 run does not have, and the networks would compute in another precision.
 IDENTITY_OPTIONS = (
-    "model", "preset", "data", "data_options", "batch_size", "seed", "image_size", "channels",
-    "precision",
+    "model", "preset", "data", "data_options", "model_options", "batch_size", "seed",
+    "image_size", "channels", "precision",
 )
+# What an option missing from an older run's options.json meant (runs before CPU model options
+# were built with none), so those folders still resume.
+_IDENTITY_DEFAULTS = {"model_options": {}}
 
 
 def _previous_options(run_dir):
@@ -248,6 +251,7 @@ def _check_options(run_dir, previous, options):
     """Refuse to resume a run folder whose checkpoints come from other options."""
     if previous is None:
         return
+    previous = {**_IDENTITY_DEFAULTS, **previous}
     changed = [
         f"{key} {previous.get(key)!r} -> {options.get(key)!r}"
         for key in IDENTITY_OPTIONS
@@ -482,6 +486,8 @@ class RunSettings:
         steps_per_execution: for `Model.compile` (`steps_per_execution_option`: what was asked).
         learning_rate: Adam's learning rate (`resolve_learning_rate`): one for both networks or
             `(generator's, discriminator's)`; None for the model's own optimizers.
+        model_options: overrides of the preset's options (`resolve_model_options`), passed to
+            the recipe's `build`.
         export: whether this process exports (never on a non-chief worker).
     """
 
@@ -506,6 +512,7 @@ class RunSettings:
     steps_per_execution: int
     steps_per_execution_option: int | str
     learning_rate: float | tuple[float, float] | None
+    model_options: dict
     export: bool
     export_dir: str
     export_name: str
@@ -526,6 +533,9 @@ class RunSettings:
             "image_size": self.image_size,
             "channels": self.channels,
             "data_options": self.data_options,
+            # The preset's options this run overrides (a recipe's CPU settings, e.g. WGAN-GP's
+            # n_critic); {}: the preset as it is.
+            "model_options": self.model_options,
             "epochs": self.epochs,
             "time_budget": self.time_budget,
             "precision": self.policy,
@@ -579,7 +589,7 @@ def resolve_settings(
         steps_per_execution, recipe.steps_per_execution_cpu, distributed.num_replicas_in_sync
     )
     epochs = epochs or recipe.epochs
-    batch_size = batch_size or recipe.batch_size
+    batch_size = batch_size or resolve_batch_size(recipe)
     distribution.check_options(distributed, batch_size, time_budget, jit)
     run_dir = output or os.path.join("runs", model)
     if not distribution.is_chief(distributed):
@@ -593,8 +603,9 @@ def resolve_settings(
         precision_option=precision_policy, strategy=strategy, distributed=distributed, jit=jit,
         jit_option=jit_compile, steps_per_execution=executed,
         steps_per_execution_option=steps_per_execution,
-        learning_rate=resolve_learning_rate(recipe), export=export, export_dir=export_dir, export_name=export_name,
-        deterministic=deterministic, verbose=verbose,
+        learning_rate=resolve_learning_rate(recipe), model_options=resolve_model_options(recipe),
+        export=export, export_dir=export_dir, export_name=export_name, deterministic=deterministic,
+        verbose=verbose,
     )
 
 
@@ -607,6 +618,20 @@ def resolve_learning_rate(recipe):
     if rate is None or precision.has_gpu():
         return None
     return tuple(float(r) for r in rate) if isinstance(rate, (tuple, list)) else float(rate)
+
+
+def resolve_model_options(recipe):
+    """The recipe's `model_options_cpu` on a machine without a GPU, else `{}` (the preset's
+    own, its paper's, values)."""
+    return {} if precision.has_gpu() else dict(recipe.model_options_cpu)
+
+
+def resolve_batch_size(recipe):
+    """The recipe's default batch size on this machine: `batch_size_cpu` (when set) on a
+    machine without a GPU, else `batch_size`."""
+    if recipe.batch_size_cpu is None or precision.has_gpu():
+        return recipe.batch_size
+    return recipe.batch_size_cpu
 
 
 def resolve_steps_per_execution(option, cpu_default, replicas=1):
@@ -760,7 +785,10 @@ def build_model(settings, run_data):
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(settings.seed)
     with settings.distributed.scope():
-        gan = settings.recipe.build(settings.preset, run_data.height, run_data.channels, settings.seed)
+        gan = settings.recipe.build(
+            settings.preset, run_data.height, run_data.channels, settings.seed,
+            **settings.model_options,
+        )
         _check_classes(gan, run_data.dataset, settings.data, settings.model, settings.preset)
         distribution.prepare_model(gan, settings.distributed)
         optimizers = {}
@@ -807,6 +835,7 @@ def record_run(settings, run_data):
     _write_json(os.path.join(settings.run_dir, "model.json"), {
         "model": settings.model, "preset": settings.preset, "image_size": run_data.height,
         "channels": run_data.channels, "seed": settings.seed, "precision": settings.policy,
+        "model_options": settings.model_options,
         "kerasgan_version": __version__, "checkpoint_format": gan_callbacks.CHECKPOINT_FORMAT,
     })
 
@@ -942,16 +971,21 @@ def _start_line(settings, dataset, initial_epoch):
         f"training {settings.model} ({settings.preset}) on {datasets.describe(dataset)}, "
         f"batch {settings.batch_size}, epochs {initial_epoch + 1}-{settings.epochs}, "
         f"{settings.policy}{how}{_per_call(settings.steps_per_execution)}"
-        f"{_learning_rate_note(settings.learning_rate)}; run folder {settings.run_dir}"
+        f"{_cpu_settings_note(settings.learning_rate, settings.model_options)}; "
+        f"run folder {settings.run_dir}"
     )
 
 
-def _learning_rate_note(learning_rate):
-    if learning_rate is None:
-        return ""
+def _cpu_settings_note(learning_rate, model_options):
+    """`", Adam at 0.0016 and n_critic 2 (the CPU settings)"`: what a CPU run changes, or ""."""
+    parts = [f"{key} {value}" for key, value in model_options.items()]
     if isinstance(learning_rate, tuple):
-        return f", Adam at {learning_rate[0]:g} for G and {learning_rate[1]:g} for D (the CPU setting)"
-    return f", Adam at {learning_rate:g} (the CPU setting)"
+        parts.insert(0, f"Adam at {learning_rate[0]:g} for G and {learning_rate[1]:g} for D")
+    elif learning_rate is not None:
+        parts.insert(0, f"Adam at {learning_rate:g}")
+    if not parts:
+        return ""
+    return f", {' and '.join(parts)} (the CPU setting{'s' if len(parts) > 1 else ''})"
 
 
 def _per_call(steps_per_execution):
@@ -1087,7 +1121,10 @@ def export_run(run_dir, export_dir="saved_models", name=None):
     saved_policy = keras.mixed_precision.global_policy().name
     try:
         precision.set_precision(built.get("precision", "float32"))
-        gan = recipe.build(built["preset"], built["image_size"], built["channels"], built["seed"])
+        gan = recipe.build(
+            built["preset"], built["image_size"], built["channels"], built["seed"],
+            **(built.get("model_options") or {}),  # absent from runs of older kerasgan versions
+        )
         gan.compile()
         checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
         if checkpoint.manager.latest_checkpoint is None:

@@ -150,7 +150,9 @@ def test_a_recipes_cpu_learning_rate_reaches_both_optimizers_and_only_on_a_cpu(t
     assert rates == pytest.approx([1.6e-3, 1.6e-3])
     # The model's other Adam arguments stay its own (WGAN-GP's betas 0 and 0.9).
     assert float(gan.d_optimizer.beta_1) == 0.0 and float(gan.d_optimizer.beta_2) == 0.9
-    assert ", Adam at 0.0016 (the CPU setting);" in training._start_line(settings, data.dataset, 0)
+    assert ", Adam at 0.0016 and n_critic 2 (the CPU settings);" in training._start_line(
+        settings, data.dataset, 0
+    )
     assert settings.options("embedded")["learning_rate"] == 1.6e-3
     # cGAN has no CPU rate; on a GPU, WGAN-GP keeps its paper's settings.
     assert training.resolve_settings("cgan", **tiny_options(tmp_path)).learning_rate is None
@@ -170,9 +172,49 @@ def test_a_cpu_learning_rate_pair_sets_the_generators_and_the_discriminators_eac
     assert float(g_optimizer.beta_1) == 0.0 and float(d_optimizer.beta_2) == pytest.approx(0.999)
     paper = [float(optimizer.learning_rate) for optimizer in gan.default_optimizers()]
     assert paper == pytest.approx([2e-4, 4e-4])  # compile()'s, and a GPU run's
-    assert training._learning_rate_note(rates) == (
+    assert training._cpu_settings_note(rates, {}) == (
         ", Adam at 0.0003 for G and 0.0004 for D (the CPU setting)"
     )
+    assert training._cpu_settings_note(None, {}) == ""
+
+
+def test_wgan_gp_takes_two_critic_steps_of_32_on_a_cpu_and_the_papers_five_on_a_gpu(tmp_path, monkeypatch):
+    options = tiny_options(tmp_path, preset="default", batch_size=None)
+    settings = training.resolve_settings("wgan-gp", **options)
+    assert settings.model_options == {"n_critic": 2} and settings.batch_size == 64
+    gan, data = built(settings)
+    assert gan.n_critic == 2  # the default preset's 5, overridden
+    with training.prepare_run(settings):
+        training.record_run(settings, data)
+    for record in ("options.json", "model.json"):
+        assert json.load(open(tmp_path / "run" / record))["model_options"] == {"n_critic": 2}
+    # An explicit batch is the user's: 2 critic updates of 40 images each.
+    assert training.resolve_settings("wgan-gp", **{**options, "batch_size": 80}).batch_size == 80
+    # Models without CPU options build their preset as it is.
+    assert training.resolve_settings("dcgan", **options).model_options == {}
+    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    on_gpu = training.resolve_settings("wgan-gp", **options)
+    assert on_gpu.model_options == {} and on_gpu.batch_size == 160
+    assert training.resolve_model_options(training.get_recipe("wgan-gp")) == {}
+
+
+def test_a_run_folder_recorded_before_model_options_still_resumes_and_exports(tmp_path):
+    tiny_run(tmp_path, epochs=1, export=False)
+    run = tmp_path / "run"
+    for record in ("options.json", "model.json"):
+        payload = json.load(open(run / record))
+        del payload["model_options"]
+        (run / record).write_text(json.dumps(payload))
+    with training.prepare_run(tiny_settings(tmp_path)):
+        pass  # no "other options": a missing key means none
+    path = training.export_run(str(run), str(tmp_path / "models"))
+    assert os.path.isfile(os.path.join(path, "saved_model.pb"))
+    # Recorded model options are part of the run's identity.
+    payload = json.load(open(run / "options.json"))
+    (run / "options.json").write_text(json.dumps({**payload, "model_options": {"ema_decay": 0.999}}))
+    with pytest.raises(ConfigError, match="model_options \\{'ema_decay': 0.999\\} -> \\{\\}"):
+        with training.prepare_run(tiny_settings(tmp_path)):
+            pytest.fail("the body must not run for another run's folder")
 
 
 def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):
