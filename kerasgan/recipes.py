@@ -59,8 +59,9 @@ class Recipe:
         name: the model's CLI name.
         model: the model class as `"module:Class"`; its module is imported on first use.
         description: one line for `--help`.
-        build: `fn(preset, image_size, channels, seed) -> uncompiled model`; default: the
-            class's `from_preset` (with those as its first four arguments).
+        build: `fn(preset, image_size, channels, seed, **model_options) -> uncompiled model`;
+            default: the class's `from_preset` (with those as its first four arguments and the
+            run's `model_options`, e.g. `model_options_cpu`, as its overrides).
         dataset: the dataset name used when `--data` is a source (auto/tfds/embedded).
         with_labels: whether the model trains on `(image, label)` pairs.
         epochs: default epochs (chosen so the default run finishes in minutes on a CPU).
