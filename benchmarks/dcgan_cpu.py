@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import kerasgan  # noqa: E402, F401, I001  first: imports TensorFlow quietly
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from quality import CONFIDENT, confident_share  # noqa: E402  (benchmarks/quality.py)
