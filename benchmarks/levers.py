@@ -107,20 +107,28 @@ def register_preset(model, spec, preset_options):
 
 
 @contextlib.contextmanager
-def cpu_model_options_aside(model, preset_options):
-    """Train `model` without the recipe's CPU model options that the lever sets itself, and
-    without its CPU batch size (`Recipe.batch_size_cpu` goes with those options: WGAN-GP's is
-    2 critic updates of 32), so that `n_critic=5` trains the paper's 5 x 32."""
+def recipe_replaced(model, **changes):
+    """Train `model` with its recipe's fields replaced by `changes` (this process only)."""
     recipe = recipes.get_recipe(model)
-    if not set(preset_options) & set(recipe.model_options_cpu):
-        yield
-        return
-    kept = {key: value for key, value in recipe.model_options_cpu.items() if key not in preset_options}
-    recipes.RECIPES[model] = dataclasses.replace(recipe, model_options_cpu=kept, batch_size_cpu=None)
+    recipes.RECIPES[model] = dataclasses.replace(recipe, **changes)
     try:
         yield
     finally:
         recipes.RECIPES[model] = recipe
+
+
+@contextlib.contextmanager
+def cpu_model_options_aside(model, preset_options):
+    """Train `model` without the recipe's CPU model options that the lever sets itself, and
+    without its CPU batch size (`Recipe.batch_size_cpu` goes with those options: WGAN-GP's is
+    2 critic updates of 32), so that `n_critic=5` trains the paper's 5 x 32."""
+    cpu_options = recipes.get_recipe(model).model_options_cpu
+    if not set(preset_options) & set(cpu_options):
+        yield
+        return
+    kept = {key: value for key, value in cpu_options.items() if key not in preset_options}
+    with recipe_replaced(model, model_options_cpu=kept, batch_size_cpu=None):
+        yield
 
 
 @contextlib.contextmanager
@@ -132,18 +140,16 @@ def adam_settings(model, settings):
     if not any(settings):
         yield
         return
-    recipe = recipes.get_recipe(model)
-    model_class = recipe.model_class
+    model_class = recipes.get_recipe(model).model_class
     before = model_class.__dict__.get("default_adam_settings")
     model_class.default_adam_settings = tuple(
         {**default, **changed}
         for default, changed in zip(model_class.default_adam_settings, settings)
     )
-    recipes.RECIPES[model] = dataclasses.replace(recipe, learning_rate_cpu=None)
     try:
-        yield
+        with recipe_replaced(model, learning_rate_cpu=None):
+            yield
     finally:
-        recipes.RECIPES[model] = recipe
         if before is None:
             del model_class.default_adam_settings
         else:
