@@ -1035,7 +1035,8 @@ NOTEBOOKS = {
         gpu={"epochs": 20, "batch_size": 256, "extra": {"points": 8192, "head_start": 3, "patience": 3}},
     ),
     # The capstone: `model` is the default choice; batches are multiples of 10 so that a learner
-    # who picks WGAN-GP keeps whole critic slices (5 per step on a GPU, 2 on a CPU). `n` is the images per side of every score.
+    # who picks WGAN-GP keeps whole critic slices (5 per step on a GPU, 2 on a CPU). `n` is the
+    # images per side of every score.
     "12": NotebookPlan(
         "dcgan", 8, 8,
         "the full 60,000 MNIST digits through tensorflow-datasets at batch 160, in "

@@ -44,7 +44,8 @@ def cpu_has_bf16(cpuinfo="/proc/cpuinfo"):
 
 def has_gpu():
     """True when TensorFlow sees a GPU: the one test of "GPU machine" behind every `auto`
-    (precision, XLA, steps per call, the CPU learning rates)."""
+    (precision, XLA, steps per call, the recipes' CPU learning rates, model options and batch
+    sizes)."""
     return bool(tf.config.list_physical_devices("GPU"))
 
 
