@@ -603,7 +603,8 @@ def resolve_settings(
         precision_option=precision_policy, strategy=strategy, distributed=distributed, jit=jit,
         jit_option=jit_compile, steps_per_execution=executed,
         steps_per_execution_option=steps_per_execution,
-        learning_rate=resolve_learning_rate(recipe), model_options=resolve_model_options(recipe),
+        learning_rate=resolve_learning_rate(recipe),
+        model_options=resolve_model_options(recipe, run_dir=run_dir, preset=preset),
         export=export, export_dir=export_dir, export_name=export_name, deterministic=deterministic,
         verbose=verbose,
     )
@@ -620,10 +621,32 @@ def resolve_learning_rate(recipe):
     return tuple(float(r) for r in rate) if isinstance(rate, (tuple, list)) else float(rate)
 
 
-def resolve_model_options(recipe):
+def resolve_model_options(recipe, run_dir=None, preset=None):
     """The recipe's `model_options_cpu` on a machine without a GPU, else `{}` (the preset's
-    own, its paper's, values)."""
+    own, its paper's, values).
+
+    A run folder that holds a checkpointed run of the same model and preset (`run_dir`,
+    `preset`) keeps the options it was built with: they were the defaults of the machine and
+    the kerasgan it started on, never a choice of the user's, so a run begun on a GPU, or
+    before a recipe's CPU options changed, resumes as the model it is (its checkpoint holds
+    that model's weights) instead of being refused as another run.
+    """
+    recorded = _recorded_model_options(run_dir, recipe.name, preset) if run_dir else None
+    if recorded is not None:
+        return recorded
     return {} if precision.has_gpu() else dict(recipe.model_options_cpu)
+
+
+def _recorded_model_options(run_dir, model, preset):
+    """The model options of the checkpointed run of `model`/`preset` in `run_dir`, or None."""
+    previous = _previous_options(run_dir)
+    if (
+        previous is None
+        or (previous.get("model"), previous.get("preset")) != (model, preset)
+        or not os.path.isdir(os.path.join(run_dir, "checkpoints"))
+    ):
+        return None
+    return dict({**_IDENTITY_DEFAULTS, **previous}["model_options"])
 
 
 def resolve_batch_size(recipe):

@@ -48,11 +48,19 @@ def checkpoint_names(run):
     )
 
 
-def restored_weights(run):
+def run_model(run, seed):
+    """A compiled tiny DCGAN built as the run in `run` built it (with its recorded options:
+    on a CPU, the recipe's latent)."""
     from kerasgan.models import DCGAN
 
-    gan = DCGAN.from_preset("tiny", seed=5)
+    options = json.load(open(run / "model.json"))["model_options"]
+    gan = DCGAN.from_preset("tiny", seed=seed, **options)
     gan.compile()
+    return gan
+
+
+def restored_weights(run):
+    gan = run_model(run, seed=5)
     checkpoint = gan_callbacks.GANCheckpoint(gan, str(run / "checkpoints"))
     epochs = checkpoint.restore()
     return epochs, [np.array(w) for w in gan.generator.get_weights()]
@@ -161,12 +169,9 @@ def test_the_checkpoint_callback_itself_never_saves_non_finite_weights(tmp_path)
 
 
 def test_export_run_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
-    from kerasgan.models import DCGAN
-
     run = tmp_path / "run"
     tiny_run(tmp_path, epochs=1, export=False)
-    gan = DCGAN.from_preset("tiny", seed=0)
-    gan.compile()
+    gan = run_model(run, seed=0)
     checkpoint = gan_callbacks.GANCheckpoint(gan, str(run / "checkpoints"))
     checkpoint.restore()
     kernel = gan.generator.trainable_variables[0]
@@ -388,7 +393,7 @@ def test_deterministic_enables_op_determinism_before_building(tmp_path, monkeypa
     events = []
     monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: events.append("determinism"))
     recipe = training.get_recipe("dcgan")
-    recorded = dataclasses.replace(recipe, build=lambda *a: events.append("build") or recipe.build(*a))
+    recorded = dataclasses.replace(recipe, build=lambda *a, **k: events.append("build") or recipe.build(*a, **k))
     monkeypatch.setattr(training, "get_recipe", lambda name: recorded)
     tiny_run(tmp_path, epochs=1, export=False, deterministic=True)
     assert events == ["determinism", "build"]

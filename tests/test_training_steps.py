@@ -1,5 +1,6 @@
 """The named steps of `training.train`: each one's contract, on its own (issue 18)."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -8,7 +9,7 @@ import types
 import numpy as np
 import pytest
 
-from kerasgan import training
+from kerasgan import recipes, training
 from kerasgan.errors import ConfigError
 from tests.test_training import tiny_options, tiny_run
 
@@ -25,6 +26,15 @@ def built(settings):
     with training.prepare_run(settings) as source:
         data = training.load_run_data(settings, source)
         return training.build_model(settings, data), data
+
+
+def run_before_cpu_model_options(tmp_path, monkeypatch):
+    """One epoch of `tiny_run` as a kerasgan before DCGAN's CPU latent trained it (or a GPU):
+    the preset's own options, recorded as none."""
+    recipe = training.get_recipe("dcgan")
+    monkeypatch.setitem(recipes.RECIPES, "dcgan", dataclasses.replace(recipe, model_options_cpu={}))
+    tiny_run(tmp_path, epochs=1, export=False)
+    monkeypatch.setitem(recipes.RECIPES, "dcgan", recipe)
 
 
 def test_resolve_settings_fills_in_the_recipes_defaults_and_touches_no_disk(tmp_path):
@@ -191,15 +201,15 @@ def test_wgan_gp_takes_two_critic_steps_of_32_on_a_cpu_and_the_papers_five_on_a_
     # An explicit batch is the user's: 2 critic updates of 40 images each.
     assert training.resolve_settings("wgan-gp", **{**options, "batch_size": 80}).batch_size == 80
     # Models without CPU options build their preset as it is.
-    assert training.resolve_settings("dcgan", **options).model_options == {}
+    assert training.resolve_settings("cgan", **options).model_options == {}
     monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
     on_gpu = training.resolve_settings("wgan-gp", **options)
     assert on_gpu.model_options == {} and on_gpu.batch_size == 160
     assert training.resolve_model_options(training.get_recipe("wgan-gp")) == {}
 
 
-def test_a_run_folder_recorded_before_model_options_still_resumes_and_exports(tmp_path):
-    tiny_run(tmp_path, epochs=1, export=False)
+def test_a_run_folder_recorded_before_model_options_still_resumes_and_exports(tmp_path, monkeypatch):
+    run_before_cpu_model_options(tmp_path, monkeypatch)
     run = tmp_path / "run"
     for record in ("options.json", "model.json"):
         payload = json.load(open(run / record))
@@ -209,12 +219,58 @@ def test_a_run_folder_recorded_before_model_options_still_resumes_and_exports(tm
         pass  # no "other options": a missing key means none
     path = training.export_run(str(run), str(tmp_path / "models"))
     assert os.path.isfile(os.path.join(path, "saved_model.pb"))
-    # Recorded model options are part of the run's identity.
+    # Recorded model options are part of the run's identity: settings that differ are refused.
     payload = json.load(open(run / "options.json"))
     (run / "options.json").write_text(json.dumps({**payload, "model_options": {"ema_decay": 0.999}}))
+    settings = dataclasses.replace(tiny_settings(tmp_path), model_options={})
     with pytest.raises(ConfigError, match="model_options \\{'ema_decay': 0.999\\} -> \\{\\}"):
-        with training.prepare_run(tiny_settings(tmp_path)):
+        with training.prepare_run(settings):
             pytest.fail("the body must not run for another run's folder")
+
+
+def test_dcgan_draws_from_16_numbers_on_a_cpu_and_the_papers_100_on_a_gpu(tmp_path, monkeypatch):
+    from kerasgan import export, serving
+    from kerasgan.models.dcgan import DCGAN
+
+    assert training.get_recipe("dcgan").model_options_cpu == {"latent_dim": 16}
+    summary = tiny_run(tmp_path, epochs=1)
+    assert summary.gan.latent_dim == 16 and summary.gan.generator.input_shape == (None, 16)
+    assert DCGAN.from_preset("tiny").latent_dim == 8  # the preset's own, outside `train`
+    assert DCGAN.from_preset("default").latent_dim == 100  # the paper's
+    for record in ("options.json", "model.json"):
+        assert json.load(open(tmp_path / "run" / record))["model_options"] == {"latent_dim": 16}
+    assert serving.signature_inputs(summary.export_path) == {"latent": ("float32", (None, 16))}
+    # The export is the trained generator: the same images for the same latents.
+    z = np.random.default_rng(0).normal(size=(3, 16)).astype("float32")
+    predict, _ = export.load_serving_signature(summary.export_path, "predict_float")
+    np.testing.assert_allclose(
+        predict(latent=z)["images"].numpy(), summary.gan.generate_from_latent(z), atol=1e-5
+    )
+    settings = tiny_settings(tmp_path / "new")
+    assert ", Adam at 0.0016 and latent_dim 16 (the CPU settings);" in training._start_line(
+        settings, training.run_real_images(str(tmp_path / "run")), 0
+    )
+    monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    assert tiny_settings(tmp_path / "gpu").model_options == {}
+
+
+def test_a_resumed_run_keeps_the_model_options_it_was_built_with(tmp_path, monkeypatch, capsys):
+    # A DCGAN run begun before the CPU latent (or on a GPU): the preset's latent of 8.
+    run_before_cpu_model_options(tmp_path, monkeypatch)
+    run = tmp_path / "run"
+    assert json.load(open(run / "options.json"))["model_options"] == {}
+    capsys.readouterr()
+    summary = tiny_run(tmp_path, epochs=2, verbose=1)  # resumed, not refused
+    assert summary.epochs_done == 2 and summary.steps == STEPS
+    assert summary.gan.latent_dim == 8
+    assert "latent_dim" not in capsys.readouterr().err  # the start line: no CPU latent
+    for record in ("options.json", "model.json"):
+        assert json.load(open(run / record))["model_options"] == {}
+    # Another model or preset in the folder is another run: it is refused for that, not built
+    # with this run's options; without checkpoints, a folder starts a new run with today's.
+    assert tiny_settings(tmp_path, preset="default").model_options == {"latent_dim": 16}
+    shutil.rmtree(run / "checkpoints")
+    assert tiny_settings(tmp_path).model_options == {"latent_dim": 16}
 
 
 def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):
