@@ -5,7 +5,8 @@ the options, fill in the recipe's defaults), `prepare_run` (lock the run folder,
 this run), `load_run_data`, `build_model`, `resume` (restore the latest checkpoint),
 `record_run` (options.json, model.json), `completed_run` (a run already trained and exported),
 `fit_run` (Keras `fit` with the run's callbacks) and `finish_run` (export, summary.json,
-divergence). `run_real_images` loads the real images a finished run trained on.
+divergence). `run_real_images` loads the real images a finished run trained on, and
+`build_recorded_model` its model as it was before its first step.
 
 A run lives in a folder (default `runs/<model>`):
 
@@ -1115,6 +1116,23 @@ def _execution_note(strategy, replicas, jit):
     return note + (", XLA" if jit else "")
 
 
+def build_recorded_model(run_dir):
+    """A run folder's model as its model.json records it, untrained and uncompiled: the model
+    its checkpoints restore into (with the run's model options, e.g. DCGAN's CPU latent) and,
+    as the global seeds are set from the run's seed first, the run's weights before its first
+    step. Built under the current precision policy.
+
+    Raises:
+        ConfigError: the folder is not a run folder (no model.json).
+    """
+    built = _run_record(run_dir, "model.json")
+    keras.utils.set_random_seed(built["seed"])
+    return get_recipe(built["model"]).build(
+        built["preset"], built["image_size"], built["channels"], built["seed"],
+        **(built.get("model_options") or {}),  # absent from runs of older kerasgan versions
+    )
+
+
 def export_run(run_dir, export_dir="saved_models", name=None):
     """Export the latest checkpoint of a run folder (e.g. one stopped before its export).
 
@@ -1144,10 +1162,7 @@ def export_run(run_dir, export_dir="saved_models", name=None):
     saved_policy = keras.mixed_precision.global_policy().name
     try:
         precision.set_precision(built.get("precision", "float32"))
-        gan = recipe.build(
-            built["preset"], built["image_size"], built["channels"], built["seed"],
-            **(built.get("model_options") or {}),  # absent from runs of older kerasgan versions
-        )
+        gan = build_recorded_model(run_dir)
         gan.compile()
         checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
         if checkpoint.manager.latest_checkpoint is None:

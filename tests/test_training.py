@@ -170,10 +170,8 @@ def test_resume_after_sigkill_continues_from_the_last_checkpoint(tmp_path):
 
     # The restored generator is exactly the one saved before the kill.
     from kerasgan import callbacks
-    from kerasgan.models import DCGAN
 
-    recorded = json.load(open(os.path.join(run, "model.json")))["model_options"]  # a CPU's
-    gan = DCGAN.from_preset("tiny", seed=0, **recorded)
+    gan = training.build_recorded_model(run)
     gan.compile()
     checkpoint = callbacks.GANCheckpoint(gan, os.path.join(run, "checkpoints"))
     checkpoint.checkpoint.restore(os.path.join(run, "checkpoints", "ckpt-2")).expect_partial()

@@ -48,19 +48,15 @@ def checkpoint_names(run):
     )
 
 
-def run_model(run, seed):
-    """A compiled tiny DCGAN built as the run in `run` built it (with its recorded options:
-    on a CPU, the recipe's latent)."""
-    from kerasgan.models import DCGAN
-
-    options = json.load(open(run / "model.json"))["model_options"]
-    gan = DCGAN.from_preset("tiny", seed=seed, **options)
+def run_model(run):
+    """The run's model, compiled, ready for its checkpoints."""
+    gan = training.build_recorded_model(str(run))
     gan.compile()
     return gan
 
 
 def restored_weights(run):
-    gan = run_model(run, seed=5)
+    gan = run_model(run)
     checkpoint = gan_callbacks.GANCheckpoint(gan, str(run / "checkpoints"))
     epochs = checkpoint.restore()
     return epochs, [np.array(w) for w in gan.generator.get_weights()]
@@ -171,7 +167,7 @@ def test_the_checkpoint_callback_itself_never_saves_non_finite_weights(tmp_path)
 def test_export_run_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
     run = tmp_path / "run"
     tiny_run(tmp_path, epochs=1, export=False)
-    gan = run_model(run, seed=0)
+    gan = run_model(run)
     checkpoint = gan_callbacks.GANCheckpoint(gan, str(run / "checkpoints"))
     checkpoint.restore()
     kernel = gan.generator.trainable_variables[0]

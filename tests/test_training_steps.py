@@ -254,6 +254,20 @@ def test_dcgan_draws_from_16_numbers_on_a_cpu_and_the_papers_100_on_a_gpu(tmp_pa
     assert tiny_settings(tmp_path / "gpu").model_options == {}
 
 
+def test_build_recorded_model_is_the_runs_model_before_its_first_step(tmp_path):
+    settings = tiny_settings(tmp_path, epochs=1, export=False)
+    before, data = built(settings)  # the weights `train` starts from
+    with training.prepare_run(settings):
+        training.record_run(settings, data)
+    rebuilt = training.build_recorded_model(settings.run_dir)
+    assert rebuilt.latent_dim == before.latent_dim == 16  # the recorded CPU latent
+    for network in ("generator", "discriminator"):
+        for mine, theirs in zip(getattr(rebuilt, network).get_weights(), getattr(before, network).get_weights()):
+            np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(ConfigError, match="is not a kerasgan run folder \\(no model.json\\)"):
+        training.build_recorded_model(str(tmp_path))
+
+
 def test_a_resumed_run_keeps_the_model_options_it_was_built_with(tmp_path, monkeypatch, capsys):
     # A DCGAN run begun before the CPU latent (or on a GPU): the preset's latent of 8.
     run_before_cpu_model_options(tmp_path, monkeypatch)
