@@ -157,9 +157,9 @@ RECIPES = {
             # no sign of instability (benchmarks/README.md, "Fifth round").
             learning_rate_cpu=1.6e-3,
             # On a CPU, a latent of 16 numbers instead of the paper's 100: in the same two and
-            # six CPU minutes FD-judge was lower over four seeds, with more samples the judge
-            # reads as digits (benchmarks/README.md, "Ninth round"); GPU runs and
-            # `DCGAN.from_preset` keep 100.
+            # six CPU minutes FD-judge was lower on every seed, with more samples the judge reads
+            # as digits; 8 numbers did as well, not better (benchmarks/README.md, "Ninth round"
+            # and "Tenth round"). GPU runs and `DCGAN.from_preset` keep 100.
             model_options_cpu={"latent_dim": 16},
         ),
         Recipe(
