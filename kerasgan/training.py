@@ -248,6 +248,13 @@ def _run_record(run_dir, name):
         return json.load(handle)
 
 
+def _has_checkpoints(run_dir):
+    """Whether `run_dir` holds a checkpointed run: what decides both whether a resume with other
+    options is refused (`_check_options`) and whether a resume keeps the run's recorded model
+    options (`_recorded_model_options`), so the two cannot disagree."""
+    return os.path.isdir(os.path.join(run_dir, "checkpoints"))
+
+
 def _check_options(run_dir, previous, options):
     """Refuse to resume a run folder whose checkpoints come from other options."""
     if previous is None:
@@ -258,7 +265,7 @@ def _check_options(run_dir, previous, options):
         for key in IDENTITY_OPTIONS
         if previous.get(key) != options.get(key)
     ]
-    if changed and os.path.isdir(os.path.join(run_dir, "checkpoints")):
+    if changed and _has_checkpoints(run_dir):
         raise ConfigError(
             f"{run_dir} holds a run with other options ({'; '.join(changed)}); "
             "pass another --output to start a new run"
@@ -644,7 +651,7 @@ def _recorded_model_options(run_dir, model, preset):
     if (
         previous is None
         or (previous.get("model"), previous.get("preset")) != (model, preset)
-        or not os.path.isdir(os.path.join(run_dir, "checkpoints"))
+        or not _has_checkpoints(run_dir)
     ):
         return None
     return dict({**_IDENTITY_DEFAULTS, **previous}["model_options"])
@@ -1001,7 +1008,8 @@ def _start_line(settings, dataset, initial_epoch):
 
 
 def _cpu_settings_note(learning_rate, model_options):
-    """`", Adam at 0.0016 and n_critic 2 (the CPU settings)"`: what a CPU run changes, or ""."""
+    """`", Adam at 0.0016, latent_dim 16 and r1_gamma 0.1 (the CPU settings)"`: what a CPU run
+    changes, or ""."""
     parts = [f"{key} {value}" for key, value in model_options.items()]
     if isinstance(learning_rate, tuple):
         parts.insert(0, f"Adam at {learning_rate[0]:g} for G and {learning_rate[1]:g} for D")
@@ -1009,7 +1017,8 @@ def _cpu_settings_note(learning_rate, model_options):
         parts.insert(0, f"Adam at {learning_rate:g}")
     if not parts:
         return ""
-    return f", {' and '.join(parts)} (the CPU setting{'s' if len(parts) > 1 else ''})"
+    listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+    return f", {listed} (the CPU setting{'s' if len(parts) > 1 else ''})"
 
 
 def _per_call(steps_per_execution):
