@@ -3,6 +3,7 @@
     python benchmarks/levers.py --model dcgan --levers baseline ema augment ema+augment
     python benchmarks/levers.py --model wgan-gp --levers baseline ema n_critic=5 --budget 120
     python benchmarks/levers.py --model dcgan --levers baseline ema --images /tmp/grids
+    python benchmarks/levers.py --model dcgan --levers baseline r1_gamma=0 --epochs 20
 
 Each lever is a set of preset options (`LEVERS`, joined with `+`; `key=value` sets any option
 of the model's preset, e.g. `n_critic=5`; `precision=float32`, `batch_size=64` and
@@ -163,6 +164,11 @@ def main():
     parser.add_argument("--model", default="dcgan")
     parser.add_argument("--levers", nargs="+", default=["baseline", "ema", "augment"])
     parser.add_argument("--budget", type=float, default=120.0, help="seconds per run (default: 120)")
+    parser.add_argument(
+        "--epochs", type=int,
+        help="train this many epochs instead of --budget seconds: every lever takes the same "
+        "updates however busy the machine is (its cost in time is then not measured)",
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--n", type=int, default=2000, help="samples judged per run (default: 2000)")
     parser.add_argument("--images", metavar="DIR", help="keep each run's last sample grid in DIR")
@@ -174,7 +180,8 @@ def main():
         preset_options, run, adam = split_options(options)
         plans[spec] = (register_preset(args.model, spec, preset_options), run, adam, preset_options)
     judge = evaluation.offline_judge()
-    print(f"machine: {course.hardware().describe()}; {args.model}, {args.budget:g} s per run, "
+    length = f"{args.epochs} epochs" if args.epochs else f"{args.budget:g} s"
+    print(f"machine: {course.hardware().describe()}; {args.model}, {length} per run, "
           f"seeds {args.seeds}, n={args.n}\n")
     results = {spec: [] for spec in args.levers}
     for index, seed in enumerate(args.seeds):
@@ -187,7 +194,7 @@ def main():
                     args.model, args.budget, args.n, seed, judge, args.images,
                     preset=preset, picture_name=picture,
                     precision=run.get("precision", "auto"), batch_size=run.get("batch_size"),
-                    image_size=run.get("image_size"),
+                    image_size=run.get("image_size"), epochs=args.epochs,
                 )
             if "fd_judge" not in row:
                 raise SystemExit(f"{args.model} {spec}: {row.get('note')}")

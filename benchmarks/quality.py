@@ -105,21 +105,23 @@ def keep_pictures(run_dir, name, images_dir):
 
 def benchmark(
     name, budget, n, seed, judge, images_dir=None, preset="default", picture_name=None,
-    precision="auto", batch_size=None, image_size=None,
+    precision="auto", batch_size=None, image_size=None, epochs=None,
 ):
     """One table row for model `name` (a dict), or a row with a note.
 
     `preset` is the model's configuration, `precision` its policy (as `--precision`),
     `batch_size` its images per step and `image_size` its images' height and width (default:
     the recipe's);
-    `picture_name` names the kept pictures (default: the model's name)."""
+    `picture_name` names the kept pictures (default: the model's name); `epochs`, when given,
+    trains that many epochs instead of `budget` seconds (the same updates on any machine)."""
     try:
         recipe = recipes.get_recipe(name)
     except Exception as error:  # a model still being written, or a missing dependency
         return {"model": name, "note": f"skipped: cannot import ({type(error).__name__}: {error})"}
     with tempfile.TemporaryDirectory(prefix=f"quality-{name}-") as run_dir:
         summary = training.train(
-            name, data="embedded", epochs=EPOCHS, time_budget=budget, output=run_dir,
+            name, data="embedded", epochs=epochs or EPOCHS,
+            time_budget=None if epochs else budget, output=run_dir,
             export=False, seed=seed, verbose=0, preset=preset, precision_policy=precision,
             batch_size=batch_size, image_size=image_size,
         )
