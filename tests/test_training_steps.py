@@ -228,17 +228,25 @@ def test_a_run_folder_recorded_before_model_options_still_resumes_and_exports(tm
             pytest.fail("the body must not run for another run's folder")
 
 
-def test_dcgan_draws_from_16_numbers_on_a_cpu_and_the_papers_100_on_a_gpu(tmp_path, monkeypatch):
+# What a DCGAN run on a machine without a GPU changes: a smaller latent and a lazy R1 penalty.
+DCGAN_CPU_OPTIONS = {"latent_dim": 16, "r1_gamma": 0.1, "r1_interval": 4}
+
+
+def test_dcgan_on_a_cpu_draws_from_16_numbers_with_lazy_r1_and_on_a_gpu_plays_the_papers_game(
+    tmp_path, monkeypatch
+):
     from kerasgan import export, serving
     from kerasgan.models.dcgan import DCGAN
 
-    assert training.get_recipe("dcgan").model_options_cpu == {"latent_dim": 16}
+    assert training.get_recipe("dcgan").model_options_cpu == DCGAN_CPU_OPTIONS
     summary = tiny_run(tmp_path, epochs=1)
     assert summary.gan.latent_dim == 16 and summary.gan.generator.input_shape == (None, 16)
+    assert (summary.gan.r1_gamma, summary.gan.r1_interval) == (0.1, 4)
     assert DCGAN.from_preset("tiny").latent_dim == 8  # the preset's own, outside `train`
-    assert DCGAN.from_preset("default").latent_dim == 100  # the paper's
+    paper = DCGAN.from_preset("default")
+    assert paper.latent_dim == 100 and paper.r1_gamma == 0.0  # the paper's
     for record in ("options.json", "model.json"):
-        assert json.load(open(tmp_path / "run" / record))["model_options"] == {"latent_dim": 16}
+        assert json.load(open(tmp_path / "run" / record))["model_options"] == DCGAN_CPU_OPTIONS
     assert serving.signature_inputs(summary.export_path) == {"latent": ("float32", (None, 16))}
     # The export is the trained generator: the same images for the same latents.
     z = np.random.default_rng(0).normal(size=(3, 16)).astype("float32")
@@ -247,7 +255,9 @@ def test_dcgan_draws_from_16_numbers_on_a_cpu_and_the_papers_100_on_a_gpu(tmp_pa
         predict(latent=z)["images"].numpy(), summary.gan.generate_from_latent(z), atol=1e-5
     )
     settings = tiny_settings(tmp_path / "new")
-    assert ", Adam at 0.0016 and latent_dim 16 (the CPU settings);" in training._start_line(
+    assert (
+        ", Adam at 0.0016, latent_dim 16, r1_gamma 0.1 and r1_interval 4 (the CPU settings);"
+    ) in training._start_line(
         settings, training.run_real_images(str(tmp_path / "run")), 0
     )
     monkeypatch.setattr(training.tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
@@ -284,9 +294,9 @@ def test_a_resumed_run_keeps_the_model_options_it_was_built_with(tmp_path, monke
         assert json.load(open(run / record))["model_options"] == {}
     # Another model or preset in the folder is another run: it is refused for that, not built
     # with this run's options; without checkpoints, a folder starts a new run with today's.
-    assert tiny_settings(tmp_path, preset="default").model_options == {"latent_dim": 16}
+    assert tiny_settings(tmp_path, preset="default").model_options == DCGAN_CPU_OPTIONS
     shutil.rmtree(run / "checkpoints")
-    assert tiny_settings(tmp_path).model_options == {"latent_dim": 16}
+    assert tiny_settings(tmp_path).model_options == DCGAN_CPU_OPTIONS
 
 
 def test_record_run_writes_the_runs_identity_and_how_to_rebuild_it(tmp_path):

@@ -30,7 +30,10 @@ instead of the paper's 100 (`Recipe.model_options_cpu`; the exported SavedModel'
 input has the run's size): MNIST's digits vary along few directions (class, slant, width,
 stroke), and within a few thousand updates a generator that maps 16 numbers onto them learned
 them faster than one that maps 100, with a lower FD-judge after two and six minutes and more
-samples the judge reads as digits. `from_preset` and GPU runs keep 100.
+samples the judge reads as digits. `from_preset` and GPU runs keep 100. And those CPU runs
+add a lazy R1 penalty to D's loss (`r1_gamma=0.1` every `r1_interval=4` updates; below): for
+the same number of updates it drew smoother strokes and a lower FD-judge, and it costs few
+steps.
 
 **The training step.** DCGAN changes the networks, not the game: Radford et al. train them with
 Goodfellow et al.'s Algorithm 1 ("Generative Adversarial Nets", 2014,
@@ -47,6 +50,8 @@ comments carry these numbers:
 3. Update D by descending `1/m sum [-log D(x) - log(1 - D(G(z)))]`, plus any weight penalties
    its layers add (DCGAN's own add none). The real and the fake batch go through D in separate
    calls, as in the DCGAN reference code, so batch norm normalises each with its own statistics.
+   When `r1_gamma` is set (not in the paper), every `r1_interval`-th update of D also descends
+   the R1 penalty `r1_interval * gamma/2 * 1/m sum ||grad_x D(x)||^2` on the real batch.
 4. Sample `m` fresh latents and update G by descending `1/m sum -log D(G(z))` through the
    updated D. This *non-saturating* loss has the same fixed point as the minimax game's
    `log(1 - D(G(z)))`, but its gradient is strong exactly when D rejects the fakes, early in
@@ -58,6 +63,18 @@ comments carry these numbers:
 Not in the paper either, and off unless asked for: `augmentation` shows D every image of steps 3
 and 4, real and fake, through the same random differentiable transformations (DiffAugment,
 `kerasgan.layers.augment`), which keeps D from memorising a small training set.
+
+**R1, lazily** (Mescheder et al., 2018, "Which Training Methods for GANs do actually
+Converge?", https://arxiv.org/abs/1801.04406; off unless `r1_gamma > 0`). Penalising the
+gradient of D's score at real images keeps D from building steep walls around the data, where
+G's gradient would be large and erratic; Mescheder et al. show the game then converges locally
+where the unregularised one can circle. The penalty costs a second backward pass through D, so,
+as StyleGAN2 does (Karras et al., 2020), it is computed only on every `r1_interval`-th step and
+weighted by the interval, which keeps its average strength. Unlike StyleGAN2 (`stylegan.py`), the
+penalty joins that step's D loss instead of taking an extra optimizer step, so Adam's settings
+need no correction for it. With batch norm in D, an image's score depends a little on the rest of
+its batch; the penalty is the gradient of the batch's summed score, taken in training mode as
+the update's own scores are.
 
 These are the losses of the default `compile(loss="non_saturating")`; another name from
 `kerasgan.losses` (e.g. `"least_squares"`) swaps the losses of steps 3 and 4 and nothing else. Both networks run in
@@ -71,7 +88,14 @@ from keras import layers, ops
 
 from kerasgan import losses
 from kerasgan.errors import ConfigError
-from kerasgan.models.gan import GAN, global_batch_mean, minimize, preset_config, regularization_loss
+from kerasgan.models.gan import (
+    GAN,
+    check_r1_options,
+    global_batch_mean,
+    minimize,
+    preset_config,
+    regularization_loss,
+)
 
 # How DCGAN's kernels start. Radford et al. draw every weight from N(0, 0.02); Keras layers
 # default to Glorot uniform. `benchmarks/init.py` trains the default preset both ways for the same
@@ -86,10 +110,12 @@ CONFIGS = {
     "default": {
         "latent_dim": 100, "generator_width": 128, "discriminator_width": 64,
         "kernel_initializer": KERNEL_INITIALIZER, "ema_decay": None, "augmentation": None,
+        "r1_gamma": 0.0, "r1_interval": 4,
     },
     "tiny": {
         "latent_dim": 8, "generator_width": 16, "discriminator_width": 8,
         "kernel_initializer": KERNEL_INITIALIZER, "ema_decay": None, "augmentation": None,
+        "r1_gamma": 0.0, "r1_interval": 4,
     },
 }
 
@@ -267,6 +293,12 @@ class DCGAN(GAN):
     model shares (two optimizers, trackers, `generate()`, the EMA, serialization).
     `DCGAN.from_preset` builds both networks consistently.
 
+    Args:
+        generator, discriminator, latent_dim, seed, ema_decay, augmentation: as `GAN`'s.
+        r1_gamma: weight `gamma` of the R1 penalty on real images (0, the paper's: none).
+        r1_interval: take the penalty on every this many updates of D, weighted by it.
+        **kwargs: passed to `GAN` / `keras.Model`.
+
     Example:
         >>> gan = DCGAN.from_preset("default", image_size=28, channels=1, seed=0)
         >>> gan.compile()
@@ -275,6 +307,12 @@ class DCGAN(GAN):
 
     # Step 3 and 4 show D its images through `augment` (DiffAugment, when asked for).
     supports_augmentation = True
+
+    def __init__(self, generator, discriminator, r1_gamma=0.0, r1_interval=4, **kwargs):
+        check_r1_options(r1_gamma, r1_interval)
+        super().__init__(generator, discriminator, **kwargs)
+        self.r1_gamma = float(r1_gamma)
+        self.r1_interval = int(r1_interval)
 
     @classmethod
     def from_preset(cls, preset="default", image_size=28, channels=1, seed=None, **overrides):
@@ -287,7 +325,7 @@ class DCGAN(GAN):
             seed: seed of the training-time latent stream.
             **overrides: `latent_dim`, `generator_width`, `discriminator_width`,
                 `kernel_initializer` (e.g. `PAPER_KERNEL_INITIALIZER`, the paper's N(0, 0.02)),
-                `ema_decay` or `augmentation` (see `GAN`).
+                `ema_decay` or `augmentation` (see `GAN`), `r1_gamma` or `r1_interval`.
         """
         config = preset_config(CONFIGS, preset, overrides, "DCGAN")
         generator = build_generator(
@@ -301,7 +339,11 @@ class DCGAN(GAN):
         return cls(
             generator, discriminator, latent_dim=config["latent_dim"], seed=seed,
             ema_decay=config["ema_decay"], augmentation=config["augmentation"],
+            r1_gamma=config["r1_gamma"], r1_interval=config["r1_interval"],
         )
+
+    def get_config(self):
+        return {**super().get_config(), "r1_gamma": self.r1_gamma, "r1_interval": self.r1_interval}
 
     def train_step(self, data):
         # 1. A minibatch of real images; labels, if the dataset has them, are not used.
@@ -319,6 +361,12 @@ class DCGAN(GAN):
             fake_logits = self.discriminator(self.augment(fake), training=True)
             d_per_example = self.adversarial_loss.discriminator_loss(real_logits, fake_logits)
             d_loss = global_batch_mean(d_per_example) + regularization_loss(self.discriminator)
+            if self.r1_gamma > 0.0:
+                # Lazy R1 on the real batch: `cond` decides inside the graph, so the steps in
+                # between never take the second backward pass. D's update count (checkpointed
+                # with its optimizer) keeps the cadence across a resume.
+                due = ops.equal(self.d_optimizer.iterations % self.r1_interval, 0)
+                d_loss = d_loss + tf.cond(due, lambda: self.r1_loss(real), lambda: 0.0)
         minimize(tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
 
         # 4. Generator: fresh latents, fakes made inside the tape this time (the gradient flows
@@ -343,6 +391,11 @@ class DCGAN(GAN):
             "d_real": losses.discriminator_probability(real_logits),
             "d_fake": losses.discriminator_probability(fake_logits),
         })
+
+    def r1_loss(self, real):
+        """The lazy R1 term of step 3: `r1_interval * gamma/2 * 1/m sum ||grad_x D(x)||^2`."""
+        r1 = losses.r1_penalty(lambda x: self.discriminator(x, training=True), real)
+        return self.r1_interval * 0.5 * self.r1_gamma * global_batch_mean(r1)
 
     def test_step(self, data):
         """Both losses on a held-out batch, with both networks in inference mode (batch norm

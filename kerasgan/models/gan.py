@@ -84,6 +84,18 @@ def preset_config(configs, preset, overrides, family, extra_options=()):
     return {**configs[preset], **overrides}
 
 
+def check_r1_options(r1_gamma, r1_interval):
+    """Refuse an R1 weight below 0 or an interval that is not a whole number of steps >= 1.
+
+    Raises:
+        ConfigError: naming the bad value.
+    """
+    if not r1_gamma >= 0:
+        raise ConfigError(f"r1_gamma must be >= 0, got {r1_gamma!r}")
+    if isinstance(r1_interval, bool) or int(r1_interval) != r1_interval or r1_interval < 1:
+        raise ConfigError(f"r1_interval must be a whole number >= 1, got {r1_interval!r}")
+
+
 def learning_rate_pair(learning_rate):
     """`(generator's rate, discriminator's)` of a `default_optimizers` argument: one rate (or
     None) for both, or a pair already."""

@@ -105,6 +105,7 @@ from kerasgan.layers.style import (
 )
 from kerasgan.models.gan import (
     GAN,
+    check_r1_options,
     global_batch_mean,
     minimize,
     preset_config,
@@ -361,10 +362,7 @@ class StyleGAN(GAN):
         self, generator, discriminator, latent_dim=None, seed=None, ema_decay=0.999,
         r1_gamma=0.1, r1_interval=16, w_avg_beta=0.995, **kwargs,
     ):
-        if not r1_gamma >= 0:
-            raise ConfigError(f"r1_gamma must be >= 0, got {r1_gamma}")
-        if int(r1_interval) != r1_interval or r1_interval < 1:
-            raise ConfigError(f"r1_interval must be a whole number >= 1, got {r1_interval}")
+        check_r1_options(r1_gamma, r1_interval)
         if not 0.0 <= w_avg_beta < 1.0:
             raise ConfigError(f"w_avg_beta must be in [0, 1), got {w_avg_beta}")
         for part in ("mapping", "synthesis"):

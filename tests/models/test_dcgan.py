@@ -14,6 +14,14 @@ class TestDCGAN(GANBattery):
         return DCGAN.from_preset("tiny", image_size=28, channels=1, seed=seed)
 
 
+class TestDCGANWithLazyR1(GANBattery):
+    """The same battery with the R1 penalty on every second update of D (what a CPU run adds):
+    training, reproducibility, the Keras round trip, export and both mixed policies."""
+
+    def build_gan(self, seed=0):
+        return DCGAN.from_preset("tiny", seed=seed, r1_gamma=1.0, r1_interval=2)
+
+
 class TestDCGANColour32(GANBattery):
     """The same battery at 32x32 RGB: three upsamplings instead of two."""
 
@@ -193,3 +201,58 @@ def test_the_papers_initialiser_is_one_option_away():
                         assert abs(std - 0.02) < 0.002 and tails > 0.03, (layer.name, std, tails)
                     else:
                         assert tails == 0.0, (layer.name, tails)
+
+
+# === Lazy R1 (not in the paper; a CPU run's setting) ===
+
+
+def test_r1_options_reach_the_model_and_its_config_and_default_to_none():
+    gan = DCGAN.from_preset("tiny", r1_gamma=0.1, r1_interval=4)
+    assert (gan.r1_gamma, gan.r1_interval) == (0.1, 4)
+    config = gan.get_config()
+    assert (config["r1_gamma"], config["r1_interval"]) == (0.1, 4)
+    revived = DCGAN.from_config(config)
+    assert (revived.r1_gamma, revived.r1_interval) == (0.1, 4)
+    assert DCGAN.from_preset("default").r1_gamma == 0.0  # the paper's game: no penalty
+
+
+@pytest.mark.parametrize("option, value", [
+    ("r1_gamma", -0.1), ("r1_interval", 0), ("r1_interval", 1.5), ("r1_interval", True),
+])
+def test_bad_r1_options_are_clear_errors(option, value):
+    with pytest.raises(ConfigError, match=f"{option} must be"):
+        DCGAN.from_preset("tiny", **{option: value})
+
+
+def test_r1_loss_is_the_weighted_squared_input_gradient_of_ds_real_scores():
+    import tensorflow as tf
+
+    gan = DCGAN.from_preset("tiny", seed=0, r1_gamma=0.5, r1_interval=4)
+    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype("float32"))
+    with tf.GradientTape() as tape:
+        tape.watch(real)
+        total = tf.reduce_sum(gan.discriminator(real, training=True))
+    squared_norms = tf.reduce_sum(tf.square(tape.gradient(total, real)), axis=[1, 2, 3])
+    expected = 4 * 0.5 / 2 * float(tf.reduce_mean(squared_norms))
+    assert expected > 0
+    assert float(gan.r1_loss(real)) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("updates_before, due", [(0, True), (1, False), (2, True)])
+def test_lazy_r1_changes_ds_update_only_on_every_r1_interval_th_update(updates_before, due):
+    """Against the same model without the penalty, from the same weights and D's update count:
+    D's weights after one step differ exactly when the count is a multiple of the interval."""
+    import keras
+
+    batch = np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)).astype("float32")
+    weights = []
+    for r1_gamma in (10.0, 0.0):
+        keras.utils.set_random_seed(0)
+        gan = DCGAN.from_preset("tiny", seed=0, r1_gamma=r1_gamma, r1_interval=2)
+        gan.compile()
+        gan.d_optimizer.build(gan.discriminator.trainable_variables)
+        gan.d_optimizer.iterations.assign(updates_before)
+        gan.train_step(batch)
+        weights.append(gan.discriminator.get_weights())
+    differs = any(not np.allclose(a, b) for a, b in zip(*weights))
+    assert differs == due
