@@ -308,9 +308,15 @@ class DCGAN(GAN):
     # Step 3 and 4 show D its images through `augment` (DiffAugment, when asked for).
     supports_augmentation = True
 
-    def __init__(self, generator, discriminator, r1_gamma=0.0, r1_interval=4, **kwargs):
+    def __init__(
+        self, generator, discriminator, latent_dim=None, seed=None, ema_decay=None,
+        augmentation=None, r1_gamma=0.0, r1_interval=4, **kwargs,
+    ):
         check_r1_options(r1_gamma, r1_interval)
-        super().__init__(generator, discriminator, **kwargs)
+        super().__init__(
+            generator, discriminator, latent_dim=latent_dim, seed=seed, ema_decay=ema_decay,
+            augmentation=augmentation, **kwargs,
+        )
         self.r1_gamma = float(r1_gamma)
         self.r1_interval = int(r1_interval)
 

@@ -214,6 +214,9 @@ def test_r1_options_reach_the_model_and_its_config_and_default_to_none():
     revived = DCGAN.from_config(config)
     assert (revived.r1_gamma, revived.r1_interval) == (0.1, 4)
     assert DCGAN.from_preset("default").r1_gamma == 0.0  # the paper's game: no penalty
+    # GAN's positional arguments keep their places ahead of the new options.
+    positional = DCGAN(gan.generator, gan.discriminator, 8, 3)
+    assert (positional.latent_dim, positional.seed, positional.r1_gamma) == (8, 3, 0.0)
 
 
 @pytest.mark.parametrize("option, value", [
