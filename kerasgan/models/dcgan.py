@@ -72,9 +72,10 @@ where the unregularised one can circle. The penalty costs a second backward pass
 as StyleGAN2 does (Karras et al., 2020), it is computed only on every `r1_interval`-th step and
 weighted by the interval, which keeps its average strength. Unlike StyleGAN2 (`stylegan.py`), the
 penalty joins that step's D loss instead of taking an extra optimizer step, so Adam's settings
-need no correction for it. With batch norm in D, an image's score depends a little on the rest of
-its batch; the penalty is the gradient of the batch's summed score, taken in training mode as
-the update's own scores are.
+need no correction for it. (With several replicas the penalty is computed on every update and
+counted on the due ones: TensorFlow cannot synchronise batch norm inside a `cond`.) With batch
+norm in D, an image's score depends a little on the rest of its batch; the penalty is the
+gradient of the batch's summed score, taken in training mode as the update's own scores are.
 
 These are the losses of the default `compile(loss="non_saturating")`; another name from
 `kerasgan.losses` (e.g. `"least_squares"`) swaps the losses of steps 3 and 4 and nothing else. Both networks run in
@@ -370,9 +371,14 @@ class DCGAN(GAN):
             if self.r1_gamma > 0.0:
                 # Lazy R1 on the real batch: `cond` decides inside the graph, so the steps in
                 # between never take the second backward pass. D's update count (checkpointed
-                # with its optimizer) keeps the cadence across a resume.
+                # with its optimizer) keeps the cadence across a resume. TensorFlow cannot
+                # synchronise batch norm across replicas inside a `cond`, so with several
+                # replicas the penalty is computed on every update and counted on due ones.
                 due = ops.equal(self.d_optimizer.iterations % self.r1_interval, 0)
-                d_loss = d_loss + tf.cond(due, lambda: self.r1_loss(real), lambda: 0.0)
+                if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+                    d_loss = d_loss + ops.where(due, self.r1_loss(real), 0.0)
+                else:
+                    d_loss = d_loss + tf.cond(due, lambda: self.r1_loss(real), lambda: 0.0)
         minimize(tape, d_loss, self.d_optimizer, self.discriminator.trainable_variables)
 
         # 4. Generator: fresh latents, fakes made inside the tape this time (the gradient flows
