@@ -41,6 +41,9 @@ Large GANs (StyleGAN, BigGAN) sample from an exponential moving average of G's w
 is the network that `generate()`, the sample grids and exports use.
 """
 
+import math
+import numbers
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -90,9 +93,11 @@ def check_r1_options(r1_gamma, r1_interval):
     Raises:
         ConfigError: naming the bad value.
     """
-    if not r1_gamma >= 0:
-        raise ConfigError(f"r1_gamma must be >= 0, got {r1_gamma!r}")
-    if isinstance(r1_interval, bool) or int(r1_interval) != r1_interval or r1_interval < 1:
+    if (isinstance(r1_gamma, bool) or not isinstance(r1_gamma, numbers.Real)
+            or not 0 <= r1_gamma < math.inf):
+        raise ConfigError(f"r1_gamma must be a finite number >= 0, got {r1_gamma!r}")
+    if (isinstance(r1_interval, bool) or not isinstance(r1_interval, numbers.Real)
+            or not float(r1_interval).is_integer() or r1_interval < 1):
         raise ConfigError(f"r1_interval must be a whole number >= 1, got {r1_interval!r}")
 
 

@@ -220,7 +220,9 @@ def test_r1_options_reach_the_model_and_its_config_and_default_to_none():
 
 
 @pytest.mark.parametrize("option, value", [
-    ("r1_gamma", -0.1), ("r1_interval", 0), ("r1_interval", 1.5), ("r1_interval", True),
+    ("r1_gamma", -0.1), ("r1_gamma", "0.1"), ("r1_gamma", float("nan")), ("r1_gamma", float("inf")),
+    ("r1_interval", 0), ("r1_interval", 1.5), ("r1_interval", True), ("r1_interval", "4"),
+    ("r1_interval", float("inf")),
 ])
 def test_bad_r1_options_are_clear_errors(option, value):
     with pytest.raises(ConfigError, match=f"{option} must be"):
