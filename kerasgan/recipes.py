@@ -162,9 +162,14 @@ RECIPES = {
             # and "Tenth round"). And a lazy R1 penalty on D (not in the paper): on top of the
             # small latent, at the same number of updates, it lowered FD-judge by a fifth or more
             # on every seed, with smoother strokes, and it costs few steps; R1 on every step and
-            # two G steps per D step cost too many ("Eleventh round"). GPU runs and
-            # `DCGAN.from_preset` keep the paper's game and its 100 numbers.
-            model_options_cpu={"latent_dim": 16, "r1_gamma": 0.1, "r1_interval": 4},
+            # two G steps per D step cost too many ("Eleventh round"). And samples and exports
+            # from a moving average of G's weights (not in the paper; training is unchanged): on
+            # top of R1 it drew smoother strokes and a lower FD-judge on every seed, at no cost in
+            # steps; 0.99 (an average over about the last hundred updates) beat 0.999, which
+            # still lags a generator that moves fast at 1.6e-3 ("Twelfth round"). GPU runs and
+            # `DCGAN.from_preset` keep the paper's game, its 100 numbers and G itself.
+            model_options_cpu={"latent_dim": 16, "r1_gamma": 0.1, "r1_interval": 4,
+                               "ema_decay": 0.99},
         ),
         Recipe(
             name="cgan",

@@ -228,11 +228,12 @@ def test_a_run_folder_recorded_before_model_options_still_resumes_and_exports(tm
             pytest.fail("the body must not run for another run's folder")
 
 
-# What a DCGAN run on a machine without a GPU changes: a smaller latent and a lazy R1 penalty.
-DCGAN_CPU_OPTIONS = {"latent_dim": 16, "r1_gamma": 0.1, "r1_interval": 4}
+# What a DCGAN run on a machine without a GPU changes: a smaller latent, a lazy R1 penalty and
+# samples from G's moving average.
+DCGAN_CPU_OPTIONS = {"latent_dim": 16, "r1_gamma": 0.1, "r1_interval": 4, "ema_decay": 0.99}
 
 
-def test_dcgan_on_a_cpu_draws_from_16_numbers_with_lazy_r1_and_on_a_gpu_plays_the_papers_game(
+def test_dcgan_on_a_cpu_draws_from_16_numbers_with_lazy_r1_and_ema_and_on_a_gpu_plays_the_papers_game(
     tmp_path, monkeypatch
 ):
     from kerasgan import export, serving
@@ -242,9 +243,11 @@ def test_dcgan_on_a_cpu_draws_from_16_numbers_with_lazy_r1_and_on_a_gpu_plays_th
     summary = tiny_run(tmp_path, epochs=1)
     assert summary.gan.latent_dim == 16 and summary.gan.generator.input_shape == (None, 16)
     assert (summary.gan.r1_gamma, summary.gan.r1_interval) == (0.1, 4)
+    assert summary.gan.sampling_generator is summary.gan.generator_ema is not None
     assert DCGAN.from_preset("tiny").latent_dim == 8  # the preset's own, outside `train`
     paper = DCGAN.from_preset("default")
     assert paper.latent_dim == 100 and paper.r1_gamma == 0.0  # the paper's
+    assert paper.sampling_generator is paper.generator
     for record in ("options.json", "model.json"):
         assert json.load(open(tmp_path / "run" / record))["model_options"] == DCGAN_CPU_OPTIONS
     assert serving.signature_inputs(summary.export_path) == {"latent": ("float32", (None, 16))}
@@ -256,7 +259,8 @@ def test_dcgan_on_a_cpu_draws_from_16_numbers_with_lazy_r1_and_on_a_gpu_plays_th
     )
     settings = tiny_settings(tmp_path / "new")
     assert (
-        ", Adam at 0.0016, latent_dim 16, r1_gamma 0.1 and r1_interval 4 (the CPU settings);"
+        ", Adam at 0.0016, latent_dim 16, r1_gamma 0.1, r1_interval 4 and ema_decay 0.99"
+        " (the CPU settings);"
     ) in training._start_line(
         settings, training.run_real_images(str(tmp_path / "run")), 0
     )

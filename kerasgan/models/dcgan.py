@@ -33,7 +33,9 @@ them faster than one that maps 100, with a lower FD-judge after two and six minu
 samples the judge reads as digits. `from_preset` and GPU runs keep 100. And those CPU runs
 add a lazy R1 penalty to D's loss (`r1_gamma=0.1` every `r1_interval=4` updates; below): for
 the same number of updates it drew smoother strokes and a lower FD-judge, and it costs few
-steps.
+steps. Last, their samples and exports come from a moving average of G's weights
+(`ema_decay=0.99`, step 5), which leaves training as it is and evens out the last hundred or so
+updates' wobble in the strokes.
 
 **The training step.** DCGAN changes the networks, not the game: Radford et al. train them with
 Goodfellow et al.'s Algorithm 1 ("Generative Adversarial Nets", 2014,
