@@ -207,12 +207,14 @@ for name in sys.argv[1:]:
 MODEL_NAMES = ("dcgan", "dcgan-r1", "cgan", "wgan-gp", "cyclegan", "stylegan", "biggan")
 
 
-@pytest.fixture(scope="module")
-def mirrored_model_steps():
-    """Run every model's comparison in one subprocess (TensorFlow starts once): name -> line."""
+def mirrored_model_step(model):
+    """Run one model's comparison in its own subprocess: its `RESULT` line, and stderr's tail.
+
+    One subprocess per test, not one for all models: pytest-xdist would run a module-scoped
+    fixture once on every worker, each doing every model's comparison."""
     result = subprocess.run(
-        [sys.executable, "-c", MODELS_SCRIPT, *MODEL_NAMES], capture_output=True, text=True,
-        timeout=900, env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [sys.executable, "-c", MODELS_SCRIPT, model], capture_output=True, text=True,
+        timeout=600, env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     lines = dict(
         line.split(" ", 2)[1:] for line in result.stdout.splitlines() if line.startswith("RESULT ")
@@ -224,7 +226,7 @@ def mirrored_model_steps():
     "model",
     MODEL_NAMES,
 )
-def test_every_model_mirrored_step_equals_the_single_device_step(model, mirrored_model_steps):
+def test_every_model_mirrored_step_equals_the_single_device_step(model):
     """One `fit` step of each model's tiny configuration on two logical CPUs under
     `MirroredStrategy` leaves every variable where one device puts it on the same global batch
     of 8: the losses (and penalties, regularisers, EMA and `w_avg` updates) are reduced over
@@ -254,6 +256,6 @@ def test_every_model_mirrored_step_equals_the_single_device_step(model, mirrored
     magnitude. Rounding stays below ~0.1% here; a per-replica mean or per-replica batch norm
     moves weights by hundreds of times the tolerance.
     """
-    lines, stderr = mirrored_model_steps
+    lines, stderr = mirrored_model_step(model)
     assert model in lines, f"no result for {model}:\n{stderr}"
     assert lines[model].startswith("ok"), lines[model]
