@@ -718,6 +718,8 @@ def prepare_run(settings):
             _ensure_writable(settings.export_dir, "export folder")
         # Before comparing options: a run folder of an older kerasgan is refused for its format.
         gan_callbacks.check_format(os.path.join(settings.run_dir, "checkpoints"))
+        # Read again, now under the lock: `resolve_model_options` read it before the folder was
+        # ours, and another `train` may have started the run since.
         previous = _previous_options(settings.run_dir)
         if settings.data == "auto" and (previous or {}).get("data") == "auto" and previous.get("data_source"):
             source, offline = previous["data_source"], None  # what `auto` meant at the start
@@ -1134,7 +1136,11 @@ def build_recorded_model(run_dir):
     Raises:
         ConfigError: the folder is not a run folder (no model.json).
     """
-    built = _run_record(run_dir, "model.json")
+    return _build_from_record(_run_record(run_dir, "model.json"))
+
+
+def _build_from_record(built):
+    """`build_recorded_model` from a model.json already read."""
     keras.utils.set_random_seed(built["seed"])
     return get_recipe(built["model"]).build(
         built["preset"], built["image_size"], built["channels"], built["seed"],
@@ -1171,7 +1177,7 @@ def export_run(run_dir, export_dir="saved_models", name=None):
     saved_policy = keras.mixed_precision.global_policy().name
     try:
         precision.set_precision(built.get("precision", "float32"))
-        gan = build_recorded_model(run_dir)
+        gan = _build_from_record(built)
         gan.compile()
         checkpoint = gan_callbacks.GANCheckpoint(gan, os.path.join(run_dir, "checkpoints"))
         if checkpoint.manager.latest_checkpoint is None:

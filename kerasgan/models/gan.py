@@ -87,17 +87,26 @@ def preset_config(configs, preset, overrides, family, extra_options=()):
     return {**configs[preset], **overrides}
 
 
+def is_finite_number(value):
+    """True for an int or float that is finite; False for a bool, a string, NaN or infinity.
+
+    Options arrive from JSON files and the command line as well as from Python, so a string
+    or a bool must be refused here rather than fail later inside a comparison or a graph.
+    """
+    return (not isinstance(value, bool) and isinstance(value, numbers.Real)
+            and math.isfinite(value))
+
+
 def check_r1_options(r1_gamma, r1_interval):
     """Refuse an R1 weight below 0 or an interval that is not a whole number of steps >= 1.
 
     Raises:
         ConfigError: naming the bad value.
     """
-    if (isinstance(r1_gamma, bool) or not isinstance(r1_gamma, numbers.Real)
-            or not 0 <= r1_gamma < math.inf):
+    if not is_finite_number(r1_gamma) or r1_gamma < 0:
         raise ConfigError(f"r1_gamma must be a finite number >= 0, got {r1_gamma!r}")
-    if (isinstance(r1_interval, bool) or not isinstance(r1_interval, numbers.Real)
-            or not float(r1_interval).is_integer() or r1_interval < 1):
+    if (not is_finite_number(r1_interval) or not float(r1_interval).is_integer()
+            or r1_interval < 1):
         raise ConfigError(f"r1_interval must be a whole number >= 1, got {r1_interval!r}")
 
 
@@ -249,8 +258,8 @@ class GAN(keras.Model):
         self.ema_decay = ema_decay
         self.generator_ema = None
         if ema_decay is not None:
-            if not 0.0 < ema_decay < 1.0:
-                raise ConfigError(f"ema_decay must be between 0 and 1, got {ema_decay}")
+            if not is_finite_number(ema_decay) or not 0.0 < ema_decay < 1.0:
+                raise ConfigError(f"ema_decay must be a number between 0 and 1, got {ema_decay!r}")
             self.generator_ema = _copy_of(generator, name=f"{generator.name}_ema")
         if latent_dim is None:
             latent_dim = _first_input_shape(generator)[-1]

@@ -109,7 +109,14 @@ from keras import ops
 from kerasgan import losses
 from kerasgan.errors import ConfigError
 from kerasgan.models import dcgan
-from kerasgan.models.gan import GAN, global_batch_mean, minimize, preset_config, regularization_loss
+from kerasgan.models.gan import (
+    GAN,
+    global_batch_mean,
+    is_finite_number,
+    minimize,
+    preset_config,
+    regularization_loss,
+)
 
 # Named configurations: "default" is what users train; "tiny" builds and trains a step in
 # seconds, for tests and notebook smoke runs.
@@ -200,10 +207,11 @@ class WGANGP(GAN):
         self, generator, discriminator, latent_dim=None, seed=None, n_critic=5, gp_weight=10.0,
         ema_decay=None, **kwargs,
     ):
-        if isinstance(n_critic, bool) or int(n_critic) != n_critic or n_critic < 1:
+        if (not is_finite_number(n_critic) or not float(n_critic).is_integer()
+                or n_critic < 1):
             raise ConfigError(f"n_critic must be a whole number >= 1, got {n_critic!r}")
-        if not gp_weight >= 0:
-            raise ConfigError(f"gp_weight must be >= 0, got {gp_weight!r}")
+        if not is_finite_number(gp_weight) or gp_weight < 0:
+            raise ConfigError(f"gp_weight must be a finite number >= 0, got {gp_weight!r}")
         super().__init__(
             generator, discriminator, latent_dim=latent_dim, seed=seed, ema_decay=ema_decay,
             **kwargs,

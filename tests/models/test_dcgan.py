@@ -120,10 +120,11 @@ def test_augmentation_is_refused_by_a_model_whose_step_does_not_use_it():
         ConditionalGAN(gan.generator, gan.discriminator, augmentation="cutout")
 
 
-def test_ema_decay_out_of_range_is_a_clear_error():
+@pytest.mark.parametrize("decay", [1.5, 0.0, "0.99", True, float("nan")])
+def test_ema_decay_out_of_range_or_not_a_number_is_a_clear_error(decay):
     gan = DCGAN.from_preset("tiny")
     with pytest.raises(ConfigError, match="ema_decay"):
-        DCGAN(gan.generator, gan.discriminator, ema_decay=1.5)
+        DCGAN(gan.generator, gan.discriminator, ema_decay=decay)
 
 
 # === The training step: written out in models/dcgan.py, as the paper's algorithm ===

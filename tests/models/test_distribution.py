@@ -192,8 +192,9 @@ def compare(name):
     verdict = "ok" if worst <= 1.0 and largest > 0 else "different"
     return f"{verdict} {len(single)} variables, worst gap {worst:.2f} of tolerance at {where}"
 
-# One strategy object of each kind for all models: a second MirroredStrategy in the same
-# process reuses collective keys and aborts.
+# One strategy object of each kind, shared by every model named on the command line: a second
+# MirroredStrategy in the same process reuses collective keys and aborts. (The tests name one
+# model per process; several names are for running the script by hand.)
 ONE_DEVICE = tf.distribute.OneDeviceStrategy("/cpu:0")
 MIRRORED = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 for name in sys.argv[1:]:
@@ -208,7 +209,8 @@ MODEL_NAMES = ("dcgan", "dcgan-r1", "cgan", "wgan-gp", "cyclegan", "stylegan", "
 
 
 def mirrored_model_step(model):
-    """Run one model's comparison in its own subprocess: its `RESULT` line, and stderr's tail.
+    """Run one model's comparison in its own subprocess: the text of its `RESULT` line (None
+    when there is none), and stderr's tail.
 
     One subprocess per test, not one for all models: pytest-xdist would run a module-scoped
     fixture once on every worker, each doing every model's comparison."""
@@ -216,10 +218,9 @@ def mirrored_model_step(model):
         [sys.executable, "-c", MODELS_SCRIPT, model], capture_output=True, text=True,
         timeout=600, env={**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
-    lines = dict(
-        line.split(" ", 2)[1:] for line in result.stdout.splitlines() if line.startswith("RESULT ")
-    )
-    return lines, result.stderr[-3000:]
+    prefix = f"RESULT {model} "
+    verdicts = [line[len(prefix):] for line in result.stdout.splitlines() if line.startswith(prefix)]
+    return (verdicts[0] if verdicts else None), result.stderr[-3000:]
 
 
 @pytest.mark.parametrize(
@@ -256,6 +257,6 @@ def test_every_model_mirrored_step_equals_the_single_device_step(model):
     magnitude. Rounding stays below ~0.1% here; a per-replica mean or per-replica batch norm
     moves weights by hundreds of times the tolerance.
     """
-    lines, stderr = mirrored_model_step(model)
-    assert model in lines, f"no result for {model}:\n{stderr}"
-    assert lines[model].startswith("ok"), lines[model]
+    verdict, stderr = mirrored_model_step(model)
+    assert verdict is not None, f"no result for {model}:\n{stderr}"
+    assert verdict.startswith("ok"), verdict

@@ -209,7 +209,11 @@ def test_settings_survive_a_keras_round_trip(tmp_path):
     [
         ({"n_critic": 0}, "n_critic"),
         ({"n_critic": 2.5}, "n_critic"),
+        ({"n_critic": "2"}, "n_critic"),
+        ({"n_critic": float("inf")}, "n_critic"),
         ({"gp_weight": -1.0}, "gp_weight"),
+        ({"gp_weight": "10"}, "gp_weight"),
+        ({"gp_weight": float("nan")}, "gp_weight"),
         ({"depth": 3}, "unknown WGAN-GP option"),
     ],
 )
