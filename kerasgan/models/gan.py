@@ -97,6 +97,12 @@ def is_finite_number(value):
             and math.isfinite(value))
 
 
+def is_whole_number_of_steps(value):
+    """True for a finite whole number >= 1 (`4` or `4.0`, not `4.5`, `"4"`, `True` or 0): a
+    count of updates such as an R1 interval or WGAN-GP's critic steps."""
+    return is_finite_number(value) and float(value).is_integer() and value >= 1
+
+
 def check_r1_options(r1_gamma, r1_interval):
     """Refuse an R1 weight below 0 or an interval that is not a whole number of steps >= 1.
 
@@ -105,8 +111,7 @@ def check_r1_options(r1_gamma, r1_interval):
     """
     if not is_finite_number(r1_gamma) or r1_gamma < 0:
         raise ConfigError(f"r1_gamma must be a finite number >= 0, got {r1_gamma!r}")
-    if (not is_finite_number(r1_interval) or not float(r1_interval).is_integer()
-            or r1_interval < 1):
+    if not is_whole_number_of_steps(r1_interval):
         raise ConfigError(f"r1_interval must be a whole number >= 1, got {r1_interval!r}")
 
 

@@ -113,6 +113,7 @@ from kerasgan.models.gan import (
     GAN,
     global_batch_mean,
     is_finite_number,
+    is_whole_number_of_steps,
     minimize,
     preset_config,
     regularization_loss,
@@ -207,8 +208,7 @@ class WGANGP(GAN):
         self, generator, discriminator, latent_dim=None, seed=None, n_critic=5, gp_weight=10.0,
         ema_decay=None, **kwargs,
     ):
-        if (not is_finite_number(n_critic) or not float(n_critic).is_integer()
-                or n_critic < 1):
+        if not is_whole_number_of_steps(n_critic):
             raise ConfigError(f"n_critic must be a whole number >= 1, got {n_critic!r}")
         if not is_finite_number(gp_weight) or gp_weight < 0:
             raise ConfigError(f"gp_weight must be a finite number >= 0, got {gp_weight!r}")
